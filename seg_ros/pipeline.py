@@ -1,0 +1,286 @@
+"""The Segmenter: RGB frames in, labels / colour / overlay / confidence out.
+
+ROS-free and shared by the node and every offline tool, so a result seen
+offline is the result the robot gets::
+
+    frame (H, W, 3) uint8 RGB
+      → resize to the inference resolution → normalise → backend.infer
+      → upsample logits to (H, W) → max over classes → labels, confidence
+      → colour lookup, overlay
+    = SegResult
+
+On CUDA every stage runs on the GPU and each requested output is copied back
+once. On the CPU, resizing, colouring and blending use OpenCV/numpy, which are
+faster there than torch for uint8 images.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seg_ros.errors import ConfigError, InputError
+from seg_ros.labels import LabelSet
+from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
+from seg_ros.runtime import Backend, create_backend, resolve_device
+
+OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
+MAX_SIDE = 8192
+"""Largest inference height or width accepted, in pixels."""
+STAGES = ("preprocess", "infer", "postprocess", "render")
+
+_RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """Parse ``"HxW"`` (e.g. ``"360x640"``) into ``(height, width)``, each in 1..MAX_SIDE."""
+    m = _RESOLUTION_RE.match(str(text))
+    if not m:
+        raise ConfigError(f"resolution {text!r} is not of the form HxW, e.g. 360x640.")
+    h, w = int(m.group(1)), int(m.group(2))
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ConfigError(f"resolution {text!r} is out of range; height and width must be 1..{MAX_SIDE}.")
+    if h < 32 or w < 32:
+        raise ConfigError(f"resolution {text!r} is too small; height and width must be at least 32.")
+    return h, w
+
+
+def format_resolution(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+@dataclass
+class SegResult:
+    """Outputs for one frame; arrays are at the input frame's resolution (H, W).
+
+    ``labels``: (H, W) uint8 class ids. ``color``: (H, W, 3) uint8 RGB of the label colours.
+    ``overlay``: (H, W, 3) uint8 RGB, the frame blended with ``color``.
+    ``confidence``: (H, W) float32, the winning class's softmax probability in [1/C, 1].
+    Outputs not asked for are None. ``timings``: milliseconds per stage and ``total``,
+    per frame (a batch's stage time divided by the batch size).
+    """
+
+    labels: np.ndarray
+    color: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Semantic segmentation of RGB frames with a model file.
+
+    Args:
+        model: a model-file path or the name of a shipped model.
+        resolution: inference size (height, width) or ``"HxW"``; None = the model's training size.
+        keep_aspect: scale each frame to fit inside ``resolution`` keeping its aspect ratio
+            (no distortion); False stretches it to exactly ``resolution``.
+        device: ``auto``, ``cpu`` or ``cuda:N``.
+        precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with backends that support it.
+        backend: ``torch`` or ``auto``.
+        overlay_alpha: weight of the label colours in the overlay, 0..1.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike = DEFAULT_MODEL,
+        *,
+        resolution: tuple[int, int] | str | None = None,
+        keep_aspect: bool = True,
+        device: str = "auto",
+        precision: str = "fp32",
+        backend: str = "torch",
+        overlay_alpha: float = 0.5,
+    ):
+        self.model_path = resolve_model(model)
+        self.device = resolve_device(device)
+        module, self.meta = load_model(self.model_path)
+        self.resolution = (
+            parse_resolution(resolution) if isinstance(resolution, str)
+            else tuple(resolution) if resolution is not None else self.meta.input_size
+        )
+        parse_resolution(format_resolution(self.resolution))  # range check for tuples too
+        self.keep_aspect = bool(keep_aspect)
+        self.overlay_alpha = overlay_alpha
+        self.backend: Backend = create_backend(backend, module, self.device, precision)
+        mean = torch.tensor(self.meta.mean, dtype=torch.float32) * 255.0
+        inv_std = 1.0 / (torch.tensor(self.meta.std, dtype=torch.float32) * 255.0)
+        self._mean = mean.to(self.device)
+        self._inv_std = inv_std.to(self.device)
+        self._palette = torch.from_numpy(self.label_set.palette.copy()).to(self.device)
+        self._on_cuda = self.device.type == "cuda"
+
+    @property
+    def label_set(self) -> LabelSet:
+        return self.meta.label_set
+
+    @property
+    def overlay_alpha(self) -> float:
+        return self._alpha
+
+    @overlay_alpha.setter
+    def overlay_alpha(self, value: float) -> None:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"overlay_alpha must lie in 0..1, not {value!r}.")
+        self._alpha = float(value)
+
+    def describe(self) -> str:
+        return (f"{self.meta.architecture} ({self.model_path.name}, {self.label_set.name}, "
+                f"{self.label_set.num_classes} classes) at {format_resolution(self.resolution)} "
+                f"on {self.backend.describe()}")
+
+    def inference_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (h, w) a frame of (height, width) is resized to before inference."""
+        rh, rw = self.resolution
+        if not self.keep_aspect:
+            return rh, rw
+        scale = min(rh / height, rw / width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def __call__(self, frames, outputs: Iterable[str] = OUTPUTS):
+        """``segment`` for one (H, W, 3) frame, ``segment_batch`` for (N, H, W, 3) or a list."""
+        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+            return self.segment(frames, outputs)
+        return self.segment_batch(frames, outputs)
+
+    def segment(self, frame: np.ndarray, outputs: Iterable[str] = OUTPUTS) -> SegResult:
+        """Segment one (H, W, 3) uint8 RGB frame."""
+        _check_frame(frame)
+        return self._run(frame[None], _check_outputs(outputs))[0]
+
+    def segment_batch(
+        self, frames: np.ndarray | Sequence[np.ndarray], outputs: Iterable[str] = OUTPUTS
+    ) -> list[SegResult]:
+        """Segment a batch: an (N, H, W, 3) array or a sequence of (H, W, 3) frames.
+
+        Frames of equal size run through the network together; frames of other sizes run in their own batches.
+        """
+        wanted = _check_outputs(outputs)
+        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+            for f in frames[:1]:
+                _check_frame(f)
+            return self._run(frames, wanted) if len(frames) else []
+        frames = list(frames)
+        for f in frames:
+            _check_frame(f)
+        results: list[SegResult | None] = [None] * len(frames)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, f in enumerate(frames):
+            groups.setdefault(f.shape, []).append(i)
+        for idx in groups.values():
+            for i, r in zip(idx, self._run(np.stack([frames[i] for i in idx]), wanted)):
+                results[i] = r
+        return results  # type: ignore[return-value]
+
+    # -- the pipeline ----------------------------------------------------------------------------
+
+    def _run(self, frames: np.ndarray, wanted: frozenset[str]) -> list[SegResult]:
+        n, h, w, _ = frames.shape
+        ih, iw = self.inference_size(h, w)
+        t0 = self._clock()
+        x = self._preprocess(frames, ih, iw)
+        t1 = self._clock()
+        logits = self.backend.infer(x)
+        t2 = self._clock()
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        best, labels_t = logits.max(dim=1)  # (N, H, W) each
+        labels_t = labels_t.to(torch.uint8)
+        conf_t = None
+        if "confidence" in wanted:
+            # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
+            conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
+        labels = labels_t.cpu().numpy()
+        confidence = conf_t.cpu().numpy() if conf_t is not None else None
+        t3 = self._clock()
+        color = overlay = None
+        if wanted & {"color", "overlay"}:
+            color, overlay = self._render(frames, labels, labels_t, "overlay" in wanted)
+            if "color" not in wanted:
+                color = None
+        t4 = self._clock()
+        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
+        timings = dict(zip(STAGES, stage_ms))
+        timings["total"] = sum(stage_ms)
+        return [
+            SegResult(
+                labels=labels[i],
+                color=None if color is None else color[i],
+                overlay=None if overlay is None else overlay[i],
+                confidence=None if confidence is None else confidence[i],
+                timings=dict(timings),
+            )
+            for i in range(n)
+        ]
+
+    def _preprocess(self, frames: np.ndarray, ih: int, iw: int) -> torch.Tensor:
+        """(N, H, W, 3) uint8 → (N, 3, ih, iw) float32 normalised, channels-last, on the device."""
+        n, h, w, _ = frames.shape
+        if self._on_cuda:
+            x = torch.from_numpy(np.ascontiguousarray(frames)).pin_memory().to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float()
+            if (ih, iw) != (h, w):
+                x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False, antialias=ih < h or iw < w)
+            x = (x - self._mean[:, None, None]) * self._inv_std[:, None, None]
+            return x.contiguous(memory_format=torch.channels_last)
+        if (ih, iw) != (h, w):
+            interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
+            resized = np.empty((n, ih, iw, 3), np.uint8)
+            for i in range(n):
+                cv2.resize(frames[i], (iw, ih), dst=resized[i], interpolation=interp)
+            frames = resized
+        out = torch.empty((n, ih, iw, 3), dtype=torch.float32)
+        torch.sub(torch.from_numpy(np.ascontiguousarray(frames)), self._mean, out=out).mul_(self._inv_std)
+        # NHWC memory viewed as NCHW is exactly the channels-last layout.
+        return out.permute(0, 3, 1, 2)
+
+    def _render(self, frames: np.ndarray, labels: np.ndarray, labels_t: torch.Tensor, with_overlay: bool):
+        """Colour masks (N, H, W, 3) and, if asked, overlays, as numpy uint8."""
+        a = self._alpha
+        if self._on_cuda:
+            color_t = self._palette[labels_t.long()]
+            overlay = None
+            if with_overlay:
+                src = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
+                overlay = torch.lerp(src.float(), color_t.float(), a).round_().to(torch.uint8).cpu().numpy()
+            return color_t.cpu().numpy(), overlay
+        color = np.take(self.label_set.palette, labels, axis=0)
+        overlay = None
+        if with_overlay:
+            overlay = np.empty_like(frames)
+            for i in range(len(frames)):
+                cv2.addWeighted(frames[i], 1.0 - a, color[i], a, 0.0, dst=overlay[i])
+        return color, overlay
+
+    def _clock(self) -> float:
+        if self._on_cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+
+def _check_outputs(outputs: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset(outputs) | {"labels"}
+    unknown = wanted - OUTPUTS
+    if unknown:
+        raise ConfigError(f"unknown outputs {sorted(unknown)}; choose from {sorted(OUTPUTS)}.")
+    return wanted
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"a frame must be a numpy array, not {type(frame).__name__}.")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InputError(f"a frame must be an H×W×3 RGB array, not shape {frame.shape}.")
+    if frame.dtype != np.uint8:
+        raise InputError(f"a frame must be uint8, not {frame.dtype}.")
+
+
+__all__ = ["OUTPUTS", "STAGES", "ModelMeta", "SegResult", "Segmenter", "format_resolution", "parse_resolution"]

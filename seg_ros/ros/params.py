@@ -1,0 +1,192 @@
+"""The node's parameters, declared once: names, types, defaults, ranges and descriptions.
+
+Pure Python (no rclpy): the node declares every entry of :data:`PARAMS` with a
+descriptor built from it, and the offline tools (``seg-ros evaluate``) read the
+same ROS 2 parameter files through :func:`load_params_file`, so a setting seen
+offline is the setting the robot runs.
+
+Parameters marked ``reload`` change the pipeline itself (model, backend,
+device, precision, resolution, keep_aspect): the node builds a new Segmenter in
+the background and swaps it in. The others apply on the next frame.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seg_ros.errors import ConfigError
+from seg_ros.modelfile import DEFAULT_MODEL
+from seg_ros.pipeline import parse_resolution
+from seg_ros.runtime import BACKENDS
+
+NODE_NAME = "segmentation_node"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its type is the type of ``default`` (bool, int, float or str)."""
+
+    name: str
+    default: bool | int | float | str
+    description: str
+    choices: tuple[str, ...] | None = None
+    range: tuple[float, float] | None = None
+    """Inclusive (low, high) for numbers."""
+    reload: bool = False
+    """Changing it rebuilds the pipeline (done in the background by the node)."""
+    check: Callable[[Any], Any] | None = None
+    """Extra validation; returns the value to store or raises ConfigError."""
+    read_only: bool = False
+    """Fixed at start-up (e.g. the subscription's transport)."""
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+def _resolution(value: str) -> str:
+    if value.strip() == "":
+        return ""
+    h, w = parse_resolution(value)
+    return f"{h}x{w}"
+
+
+def _model(value: str) -> str:
+    if not value.strip():
+        raise ConfigError("model must name a shipped model or a model file, not an empty string.")
+    return value.strip()
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", DEFAULT_MODEL, "Shipped model name or path of a .safetensors model file.",
+              reload=True, check=_model),
+    ParamSpec("backend", "torch", "Inference backend.", choices=("auto", *BACKENDS), reload=True),
+    ParamSpec("device", "auto", "auto, cpu or cuda:N.", reload=True),
+    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=("fp32", "fp16", "int8"),
+              reload=True),
+    ParamSpec("resolution", "", "Inference size HxW, e.g. 360x640; empty = the model's training size.",
+              reload=True, check=_resolution),
+    ParamSpec("keep_aspect", True, "Fit frames inside the resolution keeping their aspect ratio.", reload=True),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the label colours in ~/overlay.", range=(0.0, 1.0)),
+    ParamSpec("confidence_encoding", "mono8", "~/confidence as mono8 (0..255) or 32FC1 (0..1).",
+              choices=("mono8", "32FC1")),
+    ParamSpec("publish.labels", True, "Publish ~/labels (mono8 class ids)."),
+    ParamSpec("publish.color", True, "Publish ~/color (rgb8 label colours) while subscribed."),
+    ParamSpec("publish.overlay", True, "Publish ~/overlay (rgb8 blend) while subscribed."),
+    ParamSpec("publish.confidence", True, "Publish ~/confidence while subscribed."),
+    ParamSpec("publish.camera_info", True, "Republish camera_info as ~/camera_info, scaled to the output size."),
+    ParamSpec("input_transport", "raw", "Subscribe to image (raw) or image/compressed (compressed).",
+              choices=("raw", "compressed"), read_only=True),
+    ParamSpec("qos.reliability", "best_effort", "Input QoS reliability; auto matches the publisher.",
+              choices=("best_effort", "reliable", "auto")),
+    ParamSpec("qos.depth", 1, "Input QoS history depth.", range=(1, 100)),
+    ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0 = unlimited.",
+              range=(0.0, 1000.0)),
+)
+"""Every parameter of the node, in the order they are documented."""
+
+SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+def validate(name: str, value: Any) -> Any:
+    """Check one value against its spec; returns the value to store (normalised) or raises ConfigError."""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown parameter {name!r}; known: {', '.join(SPECS)}.")
+    t = spec.type
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not t:
+        raise ConfigError(f"parameter {name} must be a {t.__name__}, not {type(value).__name__} {value!r}.")
+    if t is float and not math.isfinite(value):
+        raise ConfigError(f"parameter {name} must be finite, not {value!r}.")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"parameter {name} must be one of {', '.join(spec.choices)}, not {value!r}.")
+    if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+        raise ConfigError(f"parameter {name} must lie in [{spec.range[0]:g}, {spec.range[1]:g}], not {value!r}.")
+    if spec.check is not None:
+        value = spec.check(value)
+    return value
+
+
+def validate_all(values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by ``values``, every entry validated."""
+    out = defaults()
+    for k, v in values.items():
+        out[k] = validate(k, v)
+    return out
+
+
+def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """Read a ROS 2 parameter file (``<node or /**>: ros__parameters: {...}``) into flat validated values.
+
+    Nested mappings flatten to dotted names (``crf: {enabled: true}`` → ``crf.enabled``). Sections for
+    ``/**`` and for ``node_name`` (with or without namespace) are merged, the node's own last.
+    """
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read parameter file {p} ({e.strerror}).") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"parameter file {p} is not valid YAML ({str(e).splitlines()[0]}).") from e
+    if not isinstance(doc, dict):
+        raise ConfigError(f"parameter file {p} must map node names to ros__parameters.")
+    merged: dict[str, Any] = {}
+    matched = False
+    for key in sorted(doc, key=lambda k: k != "/**"):  # wildcard first, the node's own section overrides
+        section = doc[key]
+        name = str(key).rstrip("/").rsplit("/", 1)[-1]
+        if key != "/**" and name != node_name:
+            continue
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            raise ConfigError(f"parameter file {p}: section {key!r} has no ros__parameters mapping.")
+        matched = True
+        merged.update(_flatten(section["ros__parameters"]))
+    if not matched:
+        raise ConfigError(f"parameter file {p} has no section for {node_name} or /**.")
+    merged.pop("use_sim_time", None)
+    try:
+        return validate_all(merged)
+    except ConfigError as e:
+        raise ConfigError(f"parameter file {p}: {e}") from e
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{name}."))
+        else:
+            out[name] = v
+    return out
+
+
+def segmenter_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :class:`seg_ros.pipeline.Segmenter` from (validated) parameter values."""
+    return {
+        "model": values["model"],
+        "resolution": values["resolution"] or None,
+        "keep_aspect": values["keep_aspect"],
+        "device": values["device"],
+        "precision": values["precision"],
+        "backend": values["backend"],
+        "overlay_alpha": values["overlay_alpha"],
+    }
+
+
+def reload_params() -> frozenset[str]:
+    """Names of the parameters whose change rebuilds the pipeline."""
+    return frozenset(p.name for p in PARAMS if p.reload)

@@ -1,0 +1,370 @@
+"""Training: any registry model on a CamVid-layout folder or on synthetic scenes.
+
+The recipe follows LiteSeg: SGD with Nesterov momentum (or AdamW), poly
+learning-rate decay per iteration, random scale / crop / flip, cross-entropy
+with the ignore id, mixed precision on CUDA. Validation mIoU is computed after
+every epoch on full frames; the best model is written as a model file with its
+provenance, and a resume checkpoint (also safetensors, nothing pickled) after
+every epoch.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from seg_ros.datasets import Augment, FolderDataset, SyntheticDataset
+from seg_ros.errors import ConfigError, SegRosError
+from seg_ros.labels import LabelSet, get_label_set
+from seg_ros.metrics import ConfusionMatrix
+from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, save_model
+from seg_ros.models import build, get_spec
+from seg_ros.pretrained import init_backbone
+from seg_ros.runtime import resolve_device
+
+CHECKPOINT_KEY = "seg_ros_checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint and the model's provenance)."""
+
+    out: str
+    """Path of the best model file (``.safetensors``)."""
+    architecture: str = "liteseg_mobilenetv2"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    """CamVid-layout root folder; None trains on synthetic scenes."""
+    train_split: str = "train"
+    val_split: str = "val"
+    label_set: str = "camvid"
+    synthetic_train: int = 2000
+    """Synthetic scenes per epoch when ``data`` is None; epoch e sees fresh seeds e·n .. (e+1)·n − 1."""
+    synthetic_val: int = 100
+    """Held-out synthetic validation scenes (seeds from 1,000,000)."""
+    synthetic_size: tuple[int, int] = (360, 640)
+    crop: tuple[int, int] = (360, 480)
+    scale: tuple[float, float] = (0.5, 2.0)
+    epochs: int = 50
+    batch_size: int = 8
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    poly_power: float = 0.9
+    loss: str = "ce"
+    """``ce`` (cross-entropy) or ``ohem`` (cross-entropy over the hardest pixels: those with p_true < 0.7,
+    at least 1/16 of the batch's valid pixels), which helps small classes."""
+    pretrained: bool = True
+    """Initialise the backbone with ImageNet weights."""
+    device: str = "auto"
+    amp: bool = True
+    """Mixed precision (fp16 autocast) on CUDA; ignored on the CPU."""
+    workers: int = 2
+    seed: int = 0
+    half: bool = True
+    """Store the model file's weights as fp16."""
+    max_steps_per_epoch: int | None = None
+    command: str = field(default_factory=lambda: shlex.join(["seg-ros", *sys.argv[1:]]))
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.out).with_suffix(".ckpt.safetensors")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    val_miou: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    best_miou: float
+    best_epoch: int
+    history: list[EpochRecord]
+    model_path: Path
+
+
+class _Augmented(Dataset):
+    """Wraps a source with augmentation; the random stream depends only on (seed, epoch, index)."""
+
+    def __init__(self, source, augment: Augment, seed: int):
+        self.source, self.augment, self.seed, self.epoch = source, augment, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return self.augment(*self.source[i], rng)
+
+
+SYNTHETIC_VAL_SEED = 1_000_000
+"""Synthetic validation scenes start at this seed; training seeds stay below it."""
+
+
+def _sources(cfg: TrainConfig):
+    if cfg.data is None:
+        if cfg.epochs * cfg.synthetic_train > SYNTHETIC_VAL_SEED:
+            raise ConfigError(f"epochs × synthetic scenes per epoch must stay below {SYNTHETIC_VAL_SEED:,} so that "
+                              "training never sees a validation seed.")
+        return (SyntheticDataset(0, cfg.synthetic_train, cfg.synthetic_size),
+                SyntheticDataset(SYNTHETIC_VAL_SEED, cfg.synthetic_val, cfg.synthetic_size))
+    return FolderDataset(cfg.data, cfg.train_split), FolderDataset(cfg.data, cfg.val_split)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_id: int, kind: str = "ce") -> torch.Tensor:
+    """Pixel-wise loss of (N, C, H, W) logits against (N, H, W) int64 targets; ``kind`` is ``ce`` or ``ohem``."""
+    if kind == "ce":
+        return F.cross_entropy(logits, target, ignore_index=ignore_id)
+    if kind != "ohem":
+        raise ConfigError(f"loss must be ce or ohem, not {kind!r}.")
+    per_pixel = F.cross_entropy(logits, target, ignore_index=ignore_id, reduction="none").flatten()
+    valid = (target != ignore_id).sum()
+    n_min = max(int(valid) // 16, 1)
+    hard = per_pixel[per_pixel > -math.log(0.7)]
+    if hard.numel() < n_min:
+        hard = per_pixel.topk(min(n_min, per_pixel.numel())).values
+    return hard.mean()
+
+
+class Normalizer(nn.Module):
+    """(N, H, W, 3) uint8 on any device → (N, 3, H, W) float normalised with ``mean``/``std`` of RGB/255."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(std).view(1, 3, 1, 1) * 255.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2).float()
+        return ((x - self.mean) * self.inv_std).contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def validate(model: nn.Module, source, label_set: LabelSet, device: torch.device,
+             norm: Normalizer | None = None, progress: bool = False) -> ConfusionMatrix:
+    """Confusion matrix of ``model`` on every full frame of ``source`` (frames run one at a time)."""
+    norm = (norm or Normalizer()).to(device)
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(label_set.num_classes, label_set.ignore_id)
+    for i in tqdm(range(len(source)), desc="val", leave=False, disable=not progress):
+        img, lab = source[i]
+        x = norm(torch.from_numpy(img)[None].to(device))
+        pred = model(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
+        cm.update(pred, lab)
+    model.train(was_training)
+    return cm
+
+
+def _poly(base: float, it: int, total: int, power: float) -> float:
+    return base * (1.0 - min(it, total - 1) / total) ** power
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm parameters and biases.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ConfigError(f"optimizer must be sgd or adamw, not {cfg.optimizer!r}.")
+
+
+def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+    """Run a training job; returns the best validation mIoU and where the model was written."""
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ConfigError("epochs and batch size must be at least 1.")
+    label_set = get_label_set(cfg.label_set)
+    device = resolve_device(cfg.device)
+    train_src, val_src = _sources(cfg)
+    spec = get_spec(cfg.architecture)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.architecture, label_set.num_classes, **cfg.arch_kwargs)
+    if cfg.pretrained and spec.pretrained_backbone:
+        n = init_backbone(model.backbone, spec.pretrained_backbone)
+        log(f"initialised the backbone from ImageNet weights ({spec.pretrained_backbone}, {n} tensors)")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    norm = Normalizer().to(device)
+    optimizer = _make_optimizer(cfg, model)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    dataset = _Augmented(train_src, Augment(cfg.crop, cfg.scale, True, label_set.ignore_id), cfg.seed)
+    steps_per_epoch = len(dataset) // cfg.batch_size
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise ConfigError(f"the training set has {len(dataset)} frames, fewer than one batch of {cfg.batch_size}.")
+    total_steps = steps_per_epoch * cfg.epochs
+
+    start_epoch, best, best_epoch, history = 0, -1.0, -1, []
+    if cfg.checkpoint.exists():
+        start_epoch, best, best_epoch, history = _load_checkpoint(cfg, model, optimizer, scaler)
+        log(f"resumed from {cfg.checkpoint} after epoch {start_epoch} (best val mIoU {best:.4f})")
+
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        dataset.epoch = epoch
+        if cfg.data is None:
+            dataset.source = SyntheticDataset(epoch * cfg.synthetic_train, cfg.synthetic_train, cfg.synthetic_size)
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=g,
+                            num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                            persistent_workers=False)
+        model.train()
+        t0, losses = time.perf_counter(), []
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for step, (imgs, labels) in enumerate(loader):
+            if step >= steps_per_epoch:
+                break
+            it = epoch * steps_per_epoch + step
+            for group in optimizer.param_groups:
+                group["lr"] = _poly(cfg.lr, it, total_steps, cfg.poly_power)
+            x = norm(imgs.to(device, non_blocking=True))
+            y = labels.to(device, non_blocking=True).long()
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                logits = model(x)
+            loss = segmentation_loss(logits.float(), y, label_set.ignore_id, cfg.loss)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            bar.update()
+        bar.close()
+        cm = validate(model, val_src, label_set, device, norm, progress)
+        miou = cm.miou()
+        rec = EpochRecord(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - t0)
+        history.append(rec)
+        log(f"epoch {rec.epoch}/{cfg.epochs}: loss {rec.loss:.4f}, val mIoU {miou:.4f} ({rec.seconds:.0f} s)")
+        if miou > best:
+            best, best_epoch = miou, epoch + 1
+            meta = ModelMeta(
+                architecture=cfg.architecture, arch_kwargs=cfg.arch_kwargs, label_set=label_set,
+                input_size=cfg.synthetic_size if cfg.data is None else tuple(val_src[0][1].shape),
+                mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                provenance=_provenance(cfg, train_src, val_src, epoch + 1, miou, cm, device,
+                                       time.perf_counter() - t_start),
+            )
+            save_model(cfg.out, model, meta, half=cfg.half)
+            log(f"  new best: wrote {cfg.out}")
+        _save_checkpoint(cfg, model, optimizer, scaler, epoch + 1, best, best_epoch, history)
+    return TrainResult(best, best_epoch, history, Path(cfg.out))
+
+
+def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds) -> dict[str, Any]:
+    return {
+        "dataset": train_src.name if cfg.data is not None else
+        f"synthetic[0:{cfg.epochs * cfg.synthetic_train}]@{cfg.synthetic_size[0]}x{cfg.synthetic_size[1]}",
+        "val_dataset": val_src.name,
+        "epochs": epoch,
+        "epochs_planned": cfg.epochs,
+        "val_miou": round(miou, 5),
+        "val_iou": {n: (None if np.isnan(v) else round(float(v), 5))
+                    for n, v in zip(get_label_set(cfg.label_set).names, cm.iou())},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": cfg.command,
+        "pretrained": "imagenet" if cfg.pretrained else "none",
+        "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
+        "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "train_seconds": round(seconds, 1),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+# -- checkpoints: safetensors, never pickles ----------------------------------------------------
+
+def _save_checkpoint(cfg, model, optimizer, scaler, epoch, best, best_epoch, history) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in opt["state"].items():
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{idx}.{name}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = v
+    groups = [{k: v for k, v in g.items()} for g in opt["param_groups"]]
+    state = {
+        "epoch": epoch, "best": best, "best_epoch": best_epoch,
+        "history": [asdict(h) for h in history],
+        "config": {k: v for k, v in asdict(cfg).items() if k != "command"},
+        "optim_groups": groups, "optim_scalars": scalars,
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+    }
+    path = cfg.checkpoint
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={CHECKPOINT_KEY: json.dumps(state)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_checkpoint(cfg, model, optimizer, scaler):
+    path = cfg.checkpoint
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = json.loads((f.metadata() or {})[CHECKPOINT_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise SegRosError(f"checkpoint {path} cannot be read ({e}); delete it to start afresh.") from e
+    mine = {k: v for k, v in state["config"].items() if k not in ("epochs", "workers", "device")}
+    theirs = {k: v for k, v in asdict(cfg).items() if k in mine}
+    if json.loads(json.dumps(theirs)) != mine:
+        diff = sorted(k for k in mine if json.loads(json.dumps(theirs.get(k))) != mine[k])
+        raise SegRosError(f"checkpoint {path} belongs to a different run (settings differ: {', '.join(diff)}); "
+                          "delete it or use another --out.")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    opt_state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            opt_state.setdefault(int(idx), {})[name] = v
+    for idx, d in state["optim_scalars"].items():
+        opt_state.setdefault(int(idx), {}).update(d)
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optim_groups"]})
+    if state.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(state["scaler"])
+    history = [EpochRecord(**h) for h in state["history"]]
+    return state["epoch"], state["best"], state["best_epoch"], history

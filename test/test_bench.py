@@ -1,0 +1,41 @@
+"""The benchmark's bookkeeping (it reports times; nothing here asserts on how fast anything is)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seg_ros.bench import bench_segmenter, format_table, write_report
+from seg_ros.cli import main
+from seg_ros.pipeline import Segmenter
+
+
+def test_bench_rows_and_overhead(random_model_file):
+    seg = Segmenter(random_model_file, resolution=(64, 96), device="cpu")
+    frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    model_row, e2e = bench_segmenter(seg, frame, frames=4, warmup=1)
+    assert model_row.mode == "model" and e2e.mode == "e2e"
+    assert model_row.resolution == e2e.resolution == "64x96" and model_row.frames == 4
+    assert model_row.fps > 0 and model_row.p50_ms <= model_row.p99_ms
+    assert set(e2e.stages_ms) == {"preprocess", "infer", "postprocess", "render"}
+    st = e2e.stages_ms
+    assert e2e.overhead_pct == pytest.approx(100 * (st["preprocess"] + st["postprocess"] + st["render"]) / st["infer"])
+
+
+def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--model", str(random_model_file), "--resolution", "64x96", "--device", "cpu",
+               "--frames", "3", "--warmup", "1", "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert [r["mode"] for r in report["rows"]] == ["model", "e2e"]
+    assert all(r["device"] == "cpu" and r["precision"] == "fp32" for r in report["rows"])
+    printed = capsys.readouterr().out
+    assert format_table(report).splitlines()[0] in printed
+    assert printed.count("| 64x96 |") == 2
+
+
+def test_write_report_is_atomic(tmp_path):
+    p = write_report({"rows": []}, tmp_path / "sub" / "b.json")
+    assert json.loads(p.read_text()) == {"rows": []}
+    assert [x.name for x in p.parent.iterdir()] == ["b.json"]

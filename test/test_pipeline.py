@@ -1,0 +1,164 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seg_ros.errors import ConfigError, InputError
+from seg_ros.modelfile import ModelFileError, load_model
+from seg_ros.pipeline import Segmenter, parse_resolution
+
+
+@pytest.fixture(scope="module")
+def seg(random_model_file):
+    return Segmenter(random_model_file, resolution=(64, 96), device="cpu")
+
+
+def _frame(rng, h, w):
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("text,size", [("360x640", (360, 640)), (" 512 X 1024 ", (512, 1024)), ("32x32", (32, 32))])
+def test_parse_resolution(text, size):
+    assert parse_resolution(text) == size
+
+
+@pytest.mark.parametrize("text,message", [
+    ("abc", "not of the form HxW"), ("0x0", "out of range"), ("100000x100000", "out of range"),
+    ("360", "not of the form"), ("16x16", "too small"), ("-3x4", "not of the form"),
+])
+def test_bad_resolutions(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_resolution(text)
+
+
+@pytest.mark.parametrize("h,w", [(257, 333), (64, 96), (40, 300), (1, 1)])
+def test_shapes_and_dtypes_at_odd_sizes(seg, rng, h, w):
+    r = seg.segment(_frame(rng, h, w))
+    assert r.labels.shape == (h, w) and r.labels.dtype == np.uint8
+    assert r.color.shape == (h, w, 3) and r.color.dtype == np.uint8
+    assert r.overlay.shape == (h, w, 3) and r.overlay.dtype == np.uint8
+    assert r.confidence.shape == (h, w) and r.confidence.dtype == np.float32
+    assert r.labels.max() < seg.label_set.num_classes
+    assert set(r.timings) == {"preprocess", "infer", "postprocess", "render", "total"}
+    assert r.timings["total"] == pytest.approx(sum(r.timings[s] for s in ("preprocess", "infer", "postprocess",
+                                                                           "render")))
+
+
+def test_outputs_are_consistent(seg, rng):
+    frame = _frame(rng, 64, 96)
+    r = seg.segment(frame)
+    assert (r.color == seg.label_set.palette[r.labels]).all()
+    blend = frame * (1 - seg.overlay_alpha) + r.color * seg.overlay_alpha
+    assert np.abs(r.overlay.astype(float) - blend).max() <= 1.0
+    c = seg.label_set.num_classes
+    assert (r.confidence >= 1 / c - 1e-6).all() and (r.confidence <= 1 + 1e-6).all()
+
+
+def test_labels_and_confidence_equal_the_network_argmax_and_softmax(random_model_file, rng):
+    """At inference size == frame size the pipeline must equal normalise → model → softmax/argmax."""
+    seg = Segmenter(random_model_file, resolution=(64, 96), device="cpu")
+    model, meta = load_model(random_model_file)
+    frame = _frame(rng, 64, 96)
+    x = (torch.from_numpy(frame).float() / 255 - torch.tensor(meta.mean)) / torch.tensor(meta.std)
+    with torch.inference_mode():
+        prob = model(x.permute(2, 0, 1)[None]).softmax(1)[0]
+    r = seg.segment(frame)
+    agree = (r.labels == prob.argmax(0).numpy()).mean()
+    assert agree > 0.999  # ties may break differently across memory layouts
+    assert np.abs(r.confidence - prob.max(0).values.numpy()).max() < 1e-4
+
+
+def test_resize_path_equals_manual_resize_and_upsample(random_model_file, rng):
+    seg = Segmenter(random_model_file, resolution=(64, 96), keep_aspect=False, device="cpu")
+    model, meta = load_model(random_model_file)
+    frame = _frame(rng, 100, 120)
+    small = cv2.resize(frame, (96, 64), interpolation=cv2.INTER_AREA)
+    x = (torch.from_numpy(small).float() / 255 - torch.tensor(meta.mean)) / torch.tensor(meta.std)
+    with torch.inference_mode():
+        logits = F.interpolate(model(x.permute(2, 0, 1)[None]), size=(100, 120), mode="bilinear",
+                               align_corners=False)
+    assert (seg.segment(frame).labels == logits.argmax(1)[0].numpy()).mean() > 0.999
+
+
+def test_keep_aspect_fits_inside_the_resolution(random_model_file):
+    seg = Segmenter(random_model_file, resolution="360x640", keep_aspect=True, device="cpu")
+    assert seg.inference_size(360, 480) == (360, 480)
+    assert seg.inference_size(1080, 1920) == (360, 640)
+    assert seg.inference_size(720, 720) == (360, 360)
+    seg.keep_aspect = False
+    assert seg.inference_size(360, 480) == (360, 640)
+
+
+def test_default_resolution_is_the_training_size(random_model_file):
+    assert Segmenter(random_model_file, device="cpu").resolution == (64, 96)
+
+
+def test_batches_equal_single_frames(seg, rng):
+    frames = np.stack([_frame(rng, 48, 80) for _ in range(3)])
+    batch = seg(frames)
+    assert len(batch) == 3
+    for f, r in zip(frames, batch):
+        single = seg(f)
+        assert (single.labels == r.labels).mean() > 0.999
+        assert np.abs(single.confidence - r.confidence).max() < 1e-4
+    mixed = seg.segment_batch([frames[0], _frame(rng, 30, 31), frames[1]])
+    assert [r.labels.shape for r in mixed] == [(48, 80), (30, 31), (48, 80)]
+    assert (mixed[2].labels == batch[1].labels).mean() > 0.999
+    assert seg.segment_batch(np.zeros((0, 8, 8, 3), np.uint8)) == []
+
+
+def test_only_requested_outputs_are_computed(seg, rng):
+    r = seg.segment(_frame(rng, 32, 32), outputs=("labels",))
+    assert r.color is None and r.overlay is None and r.confidence is None
+    r = seg.segment(_frame(rng, 32, 32), outputs=("overlay",))
+    assert r.overlay is not None and r.color is None
+    with pytest.raises(ConfigError, match="unknown outputs"):
+        seg.segment(_frame(rng, 32, 32), outputs=("depth",))
+
+
+@pytest.mark.parametrize("frame,message", [
+    (np.zeros((10, 10), np.uint8), "H×W×3"),
+    (np.zeros((10, 10, 4), np.uint8), "H×W×3"),
+    (np.zeros((0, 10, 3), np.uint8), "H×W×3"),
+    (np.zeros((10, 10, 3), np.float32), "uint8"),
+    ([[1, 2, 3]], "numpy array"),
+])
+def test_bad_frames(seg, frame, message):
+    with pytest.raises(InputError, match=message):
+        seg.segment(frame)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(precision="fp16", device="cpu"), "fp16 needs a CUDA device"),
+    (dict(precision="int8", device="cpu"), "int8 needs the onnxruntime or tensorrt"),
+    (dict(precision="fp64", device="cpu"), "precision must be one of"),
+    (dict(backend="caffe", device="cpu"), "unknown backend 'caffe'"),
+    (dict(device="cuda:99"), "cuda:99"),
+    (dict(device="gpu"), "not valid"),
+    (dict(resolution="0x0", device="cpu"), "out of range"),
+    (dict(overlay_alpha=1.5, device="cpu"), "overlay_alpha"),
+])
+def test_bad_settings(random_model_file, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Segmenter(random_model_file, **kwargs)
+
+
+def test_missing_model(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        Segmenter(tmp_path / "gone.safetensors", device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_agrees_with_fp32_on_cuda(random_model_file, rng):
+    frames = [_frame(rng, 257, 333) for _ in range(3)]
+    a = Segmenter(random_model_file, device="cuda:0", precision="fp32").segment_batch(frames)
+    b = Segmenter(random_model_file, device="cuda:0", precision="fp16").segment_batch(frames)
+    cpu_seg = Segmenter(random_model_file, device="cpu")
+    cpu = cpu_seg.segment_batch(frames)
+    for x, y, z in zip(a, b, cpu):
+        assert (x.labels == y.labels).mean() > 0.99
+        assert (x.labels == z.labels).mean() > 0.99
+        assert np.abs(x.confidence - y.confidence).max() < 0.02
+        assert (y.color == cpu_seg.label_set.palette[y.labels]).all()
+        assert np.abs(y.overlay.astype(int) - z.overlay.astype(int)).mean() < 2.0

@@ -1,0 +1,56 @@
+"""The embedded default model: present, small, described, and accurate on fresh synthetic scenes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seg_ros.demo import run_demo
+from seg_ros.labels import CAMVID
+from seg_ros.metrics import ConfusionMatrix
+from seg_ros.modelfile import DEFAULT_MODEL, read_meta, shipped_models
+from seg_ros.pipeline import Segmenter
+from seg_ros.synthetic import generate_scene
+
+# Training used seeds 0 .. 99,999 and validation 1,000,000 .. 1,000,999; these were never seen.
+FRESH_SEEDS = range(7_000_000, 7_000_024)
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    return Segmenter(DEFAULT_MODEL, device="cpu")
+
+
+def test_default_model_is_shipped_with_provenance():
+    path = shipped_models()[DEFAULT_MODEL]
+    assert path.stat().st_size <= 10 * 2**20
+    meta = read_meta(path)
+    assert meta.architecture == "liteseg_mobilenetv2" and meta.label_set == CAMVID
+    prov = meta.provenance
+    for key in ("dataset", "epochs", "val_miou", "date", "command", "pretrained"):
+        assert key in prov, key
+    assert prov["pretrained"] == "imagenet" and prov["dataset"].startswith("synthetic")
+    assert prov["val_miou"] >= 0.90
+
+
+def test_default_model_scores_at_least_0_90_miou_on_fresh_scenes(segmenter):
+    cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
+    for seed in FRESH_SEEDS:
+        scene = generate_scene(seed, (360, 640))
+        cm.update(segmenter.segment(scene.image, outputs=("labels",)).labels, scene.labels)
+    iou = cm.iou()
+    assert cm.miou() >= 0.90, dict(zip(CAMVID.names, np.round(iou, 3)))
+    assert np.nanmin(iou) >= 0.6, dict(zip(CAMVID.names, np.round(iou, 3)))
+
+
+def test_demo_writes_overlays_and_a_summary(tmp_path):
+    out = tmp_path / "demo"
+    summary = run_demo(out, frames=4, size=(180, 320), device="cpu", progress=False, log=lambda s: None)
+    assert (out / "overlay.mp4").stat().st_size > 0
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["000.png", "001.png", "002.png", "003.png"]
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["miou"] == summary["miou"] and summary["miou"] > 0.6
+    assert set(summary["ms_per_stage"]) == {"preprocess", "infer", "postprocess", "render", "total"}
+    assert summary["fps"] > 0
+    assert "mIoU" in (out / "summary.md").read_text()
+    assert not list(out.glob(".seg-ros-partial-*"))

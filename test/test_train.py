@@ -1,0 +1,96 @@
+"""Training on real (small) inputs: synthetic scenes and a CamVid-layout folder written to tmp_path."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from seg_ros.datasets import Augment, FolderDataset
+from seg_ros.errors import InputError, SegRosError
+from seg_ros.modelfile import load_model, read_meta
+from seg_ros.synthetic import generate_scene
+from seg_ros.train import TrainConfig, train
+
+
+def _cfg(tmp_path, **kw) -> TrainConfig:
+    base = dict(out=str(tmp_path / "m.safetensors"), synthetic_train=16, synthetic_val=2, synthetic_size=(96, 128),
+                crop=(64, 96), scale=(0.75, 1.25), epochs=2, batch_size=4, optimizer="adamw", lr=2e-3,
+                device="cpu", workers=0, half=False, command="pytest")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_the_loss_and_writes_a_model_with_provenance(tmp_path):
+    res = train(_cfg(tmp_path, epochs=3), progress=False, log=lambda s: None)
+    losses = [h.loss for h in res.history]
+    assert len(losses) == 3
+    assert losses[-1] < 0.8 * losses[0], losses
+    meta = read_meta(res.model_path)
+    prov = meta.provenance
+    assert meta.architecture == "liteseg_mobilenetv2" and meta.label_set.name == "camvid"
+    assert meta.input_size == (96, 128)
+    assert prov["val_miou"] == pytest.approx(res.best_miou, abs=1e-4)
+    assert prov["epochs"] == res.best_epoch and prov["pretrained"] == "imagenet"
+    assert prov["dataset"].startswith("synthetic") and prov["command"] == "pytest" and prov["date"]
+    assert set(prov["val_iou"]) == set(meta.label_set.names)
+    model, _ = load_model(res.model_path)
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_resume_continues_after_the_last_epoch(tmp_path):
+    first = train(_cfg(tmp_path, epochs=1), progress=False, log=lambda s: None)
+    assert len(first.history) == 1
+    logs = []
+    second = train(_cfg(tmp_path, epochs=2), progress=False, log=logs.append)
+    assert any("resumed" in line and "after epoch 1" in line for line in logs)
+    assert [h.epoch for h in second.history] == [1, 2]
+    assert second.history[0] == first.history[0]
+    with pytest.raises(SegRosError, match="different run.*lr"):
+        train(_cfg(tmp_path, epochs=3, lr=0.5), progress=False, log=lambda s: None)
+
+
+def test_sgd_nesterov_recipe_runs_on_a_camvid_layout_folder(tmp_path):
+    root = tmp_path / "data"
+    for split, seeds in (("train", range(8)), ("val", range(100, 102))):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir(parents=True)
+        for s in seeds:
+            scene = generate_scene(s, (72, 96))
+            labels = scene.labels.copy()
+            labels[:4] = 11  # a void band, ignored in the loss and in the metrics
+            cv2.imwrite(str(root / split / "images" / f"f{s:03d}.jpg"), scene.image[..., ::-1])
+            cv2.imwrite(str(root / split / "labels" / f"f{s:03d}.png"), labels)
+    res = train(_cfg(tmp_path, data=str(root), optimizer="sgd", lr=0.01, epochs=1, crop=(64, 64)),
+                progress=False, log=lambda s: None)
+    meta = read_meta(res.model_path)
+    assert meta.input_size == (72, 96)
+    assert meta.provenance["dataset"] == "data/train"
+    assert 0.0 <= res.best_miou <= 1.0
+
+
+def test_folder_dataset_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        FolderDataset(tmp_path, "train")
+    (tmp_path / "train" / "images").mkdir(parents=True)
+    (tmp_path / "train" / "labels").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "train" / "images" / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(InputError, match="have no label PNG"):
+        FolderDataset(tmp_path, "train")
+    cv2.imwrite(str(tmp_path / "train" / "labels" / "a.png"), np.zeros((5, 4), np.uint8))
+    with pytest.raises(InputError, match="label a.png is 4x5 but image is 4x4"):
+        FolderDataset(tmp_path, "train")[0]
+
+
+def test_augment_keeps_labels_aligned_and_pads_with_ignore():
+    img = np.zeros((40, 60, 3), np.uint8)
+    lab = np.zeros((40, 60), np.uint8)
+    img[:, 30:] = 200
+    lab[:, 30:] = 1
+    aug = Augment(crop=(64, 64), scale=(1.0, 1.0), flip=True, ignore_id=255)
+    for seed in range(6):
+        im, lb = aug(img, lab, np.random.default_rng(seed))
+        assert im.shape == (64, 64, 3) and lb.shape == (64, 64)
+        assert (lb[40:] == 255).all()  # padding at the bottom; flips move the right-hand padding left
+        valid = lb != 255
+        assert ((im[..., 0] == 200) == (lb == 1))[valid].all()
+        assert (lb == 255).sum() == 64 * 64 - 40 * 60

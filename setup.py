@@ -30,6 +30,7 @@ setup(
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
         "pyyaml>=5.4",
+        "rosbags>=0.10",
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5"],

@@ -117,6 +117,7 @@ class Segmenter:
         self._inv_std = inv_std.to(self.device)
         self._palette = torch.from_numpy(self.label_set.palette.copy()).to(self.device)
         self._on_cuda = self.device.type == "cuda"
+        self._pinned: torch.Tensor | None = None
 
     @property
     def label_set(self) -> LabelSet:
@@ -186,7 +187,8 @@ class Segmenter:
         n, h, w, _ = frames.shape
         ih, iw = self.inference_size(h, w)
         t0 = self._clock()
-        x = self._preprocess(frames, ih, iw)
+        src = self._upload(frames)
+        x = self._preprocess(src, ih, iw)
         t1 = self._clock()
         logits = self.backend.infer(x)
         t2 = self._clock()
@@ -194,18 +196,16 @@ class Segmenter:
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         best, labels_t = logits.max(dim=1)  # (N, H, W) each
         labels_t = labels_t.to(torch.uint8)
-        conf_t = None
+        labels = labels_t.cpu().numpy()
+        confidence = None
         if "confidence" in wanted:
             # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
             conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
-        labels = labels_t.cpu().numpy()
-        confidence = conf_t.cpu().numpy() if conf_t is not None else None
+            confidence = conf_t.cpu().numpy()
         t3 = self._clock()
         color = overlay = None
-        if wanted & {"color", "overlay"}:
-            color, overlay = self._render(frames, labels, labels_t, "overlay" in wanted)
-            if "color" not in wanted:
-                color = None
+        if "color" in wanted or "overlay" in wanted:
+            color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
         t4 = self._clock()
         stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
         timings = dict(zip(STAGES, stage_ms))
@@ -221,12 +221,26 @@ class Segmenter:
             for i in range(n)
         ]
 
-    def _preprocess(self, frames: np.ndarray, ih: int, iw: int) -> torch.Tensor:
+    def _upload(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
+        """On CUDA: the frames as a uint8 (N, H, W, 3) device tensor, copied from a reused pinned buffer.
+
+        On the CPU the numpy array itself is returned.
+        """
+        if not self._on_cuda:
+            return frames
+        buf = self._pinned
+        if buf is None or buf.shape != frames.shape:
+            buf = self._pinned = torch.empty(frames.shape, dtype=torch.uint8).pin_memory()
+        buf.numpy()[...] = frames
+        # The asynchronous copy has finished before the buffer is refilled: _clock() synchronises the device
+        # right after preprocessing.
+        return buf.to(self.device, non_blocking=True)
+
+    def _preprocess(self, src: np.ndarray | torch.Tensor, ih: int, iw: int) -> torch.Tensor:
         """(N, H, W, 3) uint8 → (N, 3, ih, iw) float32 normalised, channels-last, on the device."""
-        n, h, w, _ = frames.shape
-        if self._on_cuda:
-            x = torch.from_numpy(np.ascontiguousarray(frames)).pin_memory().to(self.device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float()
+        n, h, w, _ = src.shape
+        if isinstance(src, torch.Tensor):
+            x = src.permute(0, 3, 1, 2).float()
             if (ih, iw) != (h, w):
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False, antialias=ih < h or iw < w)
             x = (x - self._mean[:, None, None]) * self._inv_std[:, None, None]
@@ -235,30 +249,31 @@ class Segmenter:
             interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
             resized = np.empty((n, ih, iw, 3), np.uint8)
             for i in range(n):
-                cv2.resize(frames[i], (iw, ih), dst=resized[i], interpolation=interp)
-            frames = resized
+                cv2.resize(src[i], (iw, ih), dst=resized[i], interpolation=interp)
+            src = resized
         out = torch.empty((n, ih, iw, 3), dtype=torch.float32)
-        torch.sub(torch.from_numpy(np.ascontiguousarray(frames)), self._mean, out=out).mul_(self._inv_std)
+        torch.sub(torch.from_numpy(np.ascontiguousarray(src)), self._mean, out=out).mul_(self._inv_std)
         # NHWC memory viewed as NCHW is exactly the channels-last layout.
         return out.permute(0, 3, 1, 2)
 
-    def _render(self, frames: np.ndarray, labels: np.ndarray, labels_t: torch.Tensor, with_overlay: bool):
-        """Colour masks (N, H, W, 3) and, if asked, overlays, as numpy uint8."""
+    def _render(self, src: np.ndarray | torch.Tensor, labels: np.ndarray, labels_t: torch.Tensor,
+                want_color: bool, want_overlay: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Colour masks and overlays (N, H, W, 3) uint8 as numpy, each only if asked for."""
         a = self._alpha
-        if self._on_cuda:
+        color = overlay = None
+        if isinstance(src, torch.Tensor):
             color_t = self._palette[labels_t.long()]
-            overlay = None
-            if with_overlay:
-                src = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
+            if want_overlay:
                 overlay = torch.lerp(src.float(), color_t.float(), a).round_().to(torch.uint8).cpu().numpy()
-            return color_t.cpu().numpy(), overlay
+            if want_color:
+                color = color_t.cpu().numpy()
+            return color, overlay
         color = np.take(self.label_set.palette, labels, axis=0)
-        overlay = None
-        if with_overlay:
-            overlay = np.empty_like(frames)
-            for i in range(len(frames)):
-                cv2.addWeighted(frames[i], 1.0 - a, color[i], a, 0.0, dst=overlay[i])
-        return color, overlay
+        if want_overlay:
+            overlay = np.empty_like(src)
+            for i in range(len(src)):
+                cv2.addWeighted(src[i], 1.0 - a, color[i], a, 0.0, dst=overlay[i])
+        return (color if want_color else None), overlay
 
     def _clock(self) -> float:
         if self._on_cuda:

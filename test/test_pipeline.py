@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.modelfile import ModelFileError, load_model
 from seg_ros.pipeline import Segmenter, parse_resolution
+from seg_ros.synthetic import generate_scene
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,22 @@ def test_fp16_agrees_with_fp32_on_cuda(random_model_file, rng):
         assert np.abs(x.confidence - y.confidence).max() < 0.02
         assert (y.color == cpu_seg.label_set.palette[y.labels]).all()
         assert np.abs(y.overlay.astype(int) - z.overlay.astype(int)).mean() < 2.0
+
+
+def test_gpu_code_path_matches_the_cpu_path_when_run_on_the_cpu(seg, rng):
+    """The CUDA stages (torch resize/normalise/colour/blend on device tensors) run here on CPU tensors."""
+    frames = np.stack([_frame(rng, 64, 96) for _ in range(2)])
+    x_np = seg._preprocess(frames, 64, 96)
+    x_t = seg._preprocess(torch.from_numpy(frames), 64, 96)
+    assert torch.allclose(x_np, x_t, atol=1e-5)
+    assert x_t.is_contiguous(memory_format=torch.channels_last)
+    scene = generate_scene(5, (128, 192)).image[None]
+    small_np = seg._preprocess(scene, 32, 48)
+    small_t = seg._preprocess(torch.from_numpy(scene), 32, 48)
+    assert (small_np - small_t).abs().mean() < 0.05  # INTER_AREA vs antialiased bilinear, on a real scene
+    labels = rng.integers(0, 11, (2, 64, 96)).astype(np.uint8)
+    c_np, o_np = seg._render(frames, labels, torch.from_numpy(labels), True, True)
+    c_t, o_t = seg._render(torch.from_numpy(frames), labels, torch.from_numpy(labels), True, True)
+    assert (c_np == c_t).all()
+    assert np.abs(o_np.astype(int) - o_t.astype(int)).max() <= 1
+    assert seg._render(frames, labels, torch.from_numpy(labels), False, True)[0] is None

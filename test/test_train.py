@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seg_ros.datasets import Augment, FolderDataset
 from seg_ros.errors import InputError, SegRosError
 from seg_ros.modelfile import load_model, read_meta
 from seg_ros.synthetic import generate_scene
-from seg_ros.train import TrainConfig, train
+from seg_ros.train import TrainConfig, segmentation_loss, train
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
@@ -94,3 +95,23 @@ def test_augment_keeps_labels_aligned_and_pads_with_ignore():
         valid = lb != 255
         assert ((im[..., 0] == 200) == (lb == 1))[valid].all()
         assert (lb == 255).sum() == 64 * 64 - 40 * 60
+
+
+def test_ohem_averages_only_the_hard_pixels():
+    target = torch.zeros(1, 4, 8, dtype=torch.long)
+    logits = torch.zeros(1, 3, 4, 8)
+    logits[:, 0] = 10.0  # every pixel confidently class 0 ...
+    logits[0, 0, 0, :4] = -10.0  # ... except four hard ones
+    target[0, 3, 7] = 255  # one ignored pixel
+    per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none")
+    hard = per_pixel[0, 0, :4]
+    assert segmentation_loss(logits, target, 255, "ohem") == pytest.approx(hard.mean().item())
+    assert segmentation_loss(logits, target, 255, "ce") == pytest.approx(per_pixel.sum().item() / 31)
+    # Too few hard pixels: the hardest 1/16 of the valid ones are kept instead (here 1 of 31 -> just 1).
+    easy = torch.zeros(1, 3, 4, 8)
+    easy[:, 0] = 10.0
+    easy[0, 0, 2, 2] = 2.0
+    assert segmentation_loss(easy, target, 255, "ohem").item() == pytest.approx(
+        F.cross_entropy(easy, target, ignore_index=255, reduction="none").max().item())
+    with pytest.raises(SegRosError, match="loss must be ce or ohem"):
+        segmentation_loss(logits, target, 255, "focal")

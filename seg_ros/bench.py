@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seg_ros.outputs import atomic_path
 from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 from seg_ros.synthetic import generate_scene
 
@@ -122,9 +123,6 @@ def format_table(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | os.PathLike) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, p)
-    return p
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return Path(path)

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from seg_ros import __version__
 from seg_ros.errors import SegRosError
 from seg_ros.labels import LabelSet, LabelSetError
 from seg_ros.models import build
+from seg_ros.outputs import atomic_path
 
 FORMAT_VERSION = 1
 METADATA_KEY = "seg_ros"
@@ -121,18 +121,11 @@ def save_model(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, half:
         if half and v.is_floating_point() and "running_" not in k:
             v = v.half()
         tensors[k] = v
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     metadata = {METADATA_KEY: meta.to_json()}
     # The data section does not depend on the metadata, so hash it from a first serialisation.
     metadata[CHECKSUM_KEY] = _checksum(metadata[METADATA_KEY], save(tensors, metadata=metadata))
-    try:
-        Path(tmp).write_bytes(save(tensors, metadata=metadata))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(save(tensors, metadata=metadata))
     return path
 
 

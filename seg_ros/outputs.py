@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,23 @@ def staged_output(final: str | os.PathLike) -> Iterator[StagedDir]:
         staged.abort()
         raise
     staged.commit()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; once the block succeeds it replaces ``path`` in one rename.
+
+    On error the temporary file is removed and ``path`` is left as it was. The file gets the usual
+    permissions (0666 minus the umask), unlike ``tempfile.mkstemp``'s 0600.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class VideoWriter:

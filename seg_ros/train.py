@@ -17,7 +17,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ from seg_ros.labels import LabelSet, get_label_set
 from seg_ros.metrics import ConfusionMatrix
 from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, save_model
 from seg_ros.models import build, get_spec
+from seg_ros.outputs import atomic_path
 from seg_ros.pretrained import init_backbone
 from seg_ros.runtime import resolve_device
 
@@ -330,15 +330,8 @@ def _save_checkpoint(cfg, model, optimizer, scaler, epoch, best, best_epoch, his
         "optim_groups": groups, "optim_scalars": scalars,
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
     }
-    path = cfg.checkpoint
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={CHECKPOINT_KEY: json.dumps(state)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(cfg.checkpoint) as tmp:
+        save_file(tensors, str(tmp), metadata={CHECKPOINT_KEY: json.dumps(state)})
 
 
 def _load_checkpoint(cfg, model, optimizer, scaler):

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -44,6 +45,9 @@ def test_round_trip_gives_identical_outputs(model, tmp_path):
     assert meta.provenance["seg_ros_version"]
     assert read_meta(path) == meta
     assert not list(tmp_path.glob(".*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_fp16_file_is_half_the_size_and_close(model, tmp_path):

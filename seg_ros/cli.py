@@ -186,10 +186,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         gt_dir=Path(args.gt_dir) if args.gt_dir else None, gt_match=args.gt_match, gt_window_s=args.gt_window,
         out_bag=Path(args.out_bag) if args.out_bag else None, out_prefix=args.out_prefix,
         out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,
-        progress=not args.quiet)
+        charts=args.charts, progress=not args.quiet)
     settings = {"params_file": str(args.params) if args.params else None, "overrides": overrides, "values": values}
     evaluate_bag(opts, seg, settings=settings, command=" ".join(["seg-ros", *sys.argv[1:]]))
-    print(f"wrote {Path(args.out) / 'report.md'}, report.json and the charts" +
+    print(f"wrote {Path(args.out) / 'report.md'}, report.json" + (" and the charts" if args.charts else "") +
           (f"; output bag {args.out_bag}" if args.out_bag else ""))
 
 
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output bag for this ROS 2 distribution (default: jazzy)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out-bag")
     p.add_argument("--limit", type=int, help="evaluate only the first N frames")
+    p.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="print two reports side by side instead of evaluating")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

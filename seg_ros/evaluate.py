@@ -110,6 +110,7 @@ class EvalOptions:
     ``bag-from-dataset`` if present, else a latency-only run. ``gt_window_s``: how long (bag log time, s) a
     frame waits for its ground-truth message before it counts as missing. ``limit``: evaluate only the first
     frames. ``out_storage`` / ``out_distro``: of the output bag (default: the input bag's storage, Jazzy).
+    ``charts``: draw the PNG charts (about a second of matplotlib per run).
     """
 
     bag: Path
@@ -125,6 +126,7 @@ class EvalOptions:
     out_distro: str = "jazzy"
     overwrite: bool = False
     limit: int | None = None
+    charts: bool = True
     progress: bool = True
 
 
@@ -172,13 +174,23 @@ class _Replay:
     def __iter__(self) -> Iterator[_Pair]:
         topics = [self.image_topic] + ([self.gt_topic] if self.gt_topic else []) + self.camera_info_topics
         pending: deque[ImageMessage] = deque()
+        waiting: set[int] = set()  # stamps of the pending frames
         gts: dict[int, ImageMessage] = {}
         n_img = n_gt = 0
         t0 = time.perf_counter()
         for m in self.reader.messages(topics):
+            now = m.log_time_ns
+            # frames whose wait is over leave first, before this message can pair with them
+            while pending and self.gt_topic is not None and now - pending[0].log_time_ns > self.window_ns:
+                f = pending.popleft()
+                waiting.discard(f.stamp_ns)
+                yield _Pair(f, gts.pop(f.stamp_ns, None), time.perf_counter() - t0)
+                t0 = time.perf_counter()
             if m.topic == self.image_topic:
-                pending.append(self.reader.image_message(m, n_img))
+                f = self.reader.image_message(m, n_img)
                 n_img += 1
+                pending.append(f)
+                waiting.add(f.stamp_ns)
             elif m.topic == self.gt_topic:
                 g = self.reader.image_message(m, n_gt)
                 n_gt += 1
@@ -187,15 +199,13 @@ class _Replay:
                 gts[g.stamp_ns] = g
             elif self.on_camera_info is not None:
                 self.on_camera_info(m)
-            now = m.log_time_ns
-            while pending and (self.gt_topic is None or pending[0].stamp_ns in gts
-                               or now - pending[0].log_time_ns > self.window_ns):
+            while pending and (self.gt_topic is None or pending[0].stamp_ns in gts):
                 f = pending.popleft()
-                pair = _Pair(f, gts.pop(f.stamp_ns, None), time.perf_counter() - t0)
-                yield pair
+                waiting.discard(f.stamp_ns)
+                yield _Pair(f, gts.pop(f.stamp_ns, None), time.perf_counter() - t0)
                 t0 = time.perf_counter()
-            if gts and not pending:
-                stale = [s for s, g in gts.items() if now - g.log_time_ns > self.window_ns]
+            if gts:
+                stale = [s for s, g in gts.items() if now - g.log_time_ns > self.window_ns and s not in waiting]
                 for s in stale:
                     del gts[s]
                 self.gt_unmatched += len(stale)
@@ -231,7 +241,7 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 
 
 def _nan_to_none(v: float) -> float | None:
-    return None if not np.isfinite(v) else round(float(v), 6)
+    return None if not np.isfinite(v) else float(v)
 
 
 def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str, Any] | None = None,
@@ -335,7 +345,8 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
                     cm if gt_source is not None else None, stage_ms, over_ms, frames, scored, n_missing, missing,
                     replay, size, loop_s)
                 t_rep = time.perf_counter()
-                _write_report_files(stage, report, cm if gt_source is not None else None, label_set, stage_ms)
+                _write_report_files(stage, report, cm if gt_source is not None else None, label_set, stage_ms,
+                                    opts.charts)
                 report["report_write_s"] = round(time.perf_counter() - t_rep, 3)
                 report["wall_s"] = round(time.perf_counter() - wall0, 3)
                 stage.path("report.json").write_text(json.dumps(report, indent=2))
@@ -402,16 +413,22 @@ def _report(opts: EvalOptions, info: BagInfo, image_topic: str, image_type: str,
 
 
 def _write_report_files(stage: Any, report: dict[str, Any], cm: ConfusionMatrix | None, ls: LabelSet,
-                        stage_ms: dict[str, list[float]]) -> None:
+                        stage_ms: dict[str, list[float]], charts: bool) -> None:
     from seg_ros.plots import plot_confusion, plot_iou, plot_latency
 
+    report["charts"] = []
+    if not charts:
+        stage.path("report.md").write_text(report_markdown(report))
+        return
     if cm is not None and cm.total > 0:
         plot_iou(ls.names, list(report["metrics"]["iou"].values()), stage.path("iou_per_class.png"),
                  f"Per-class IoU — {Path(report['bag']['path']).name}")
         plot_confusion(ls.names, cm.matrix, stage.path("confusion_matrix.png"))
+        report["charts"] += ["iou_per_class.png", "confusion_matrix.png"]
     if report["frames"]["total"]:
         plot_latency(stage_ms, stage.path("latency_histogram.png"),
                      f"Latency per stage — {report['model']['description']}")
+        report["charts"].append("latency_histogram.png")
     stage.path("report.md").write_text(report_markdown(report))
 
 
@@ -477,11 +494,10 @@ def report_markdown(report: dict[str, Any]) -> str:
             "|---|---|---|",
             *[f"| {n} | {_f(v)} | {_f(m['class_accuracy'][n])} |" for n, v in m["iou"].items()],
             "",
-            "![per-class IoU](iou_per_class.png)",
-            "",
-            "![confusion matrix](confusion_matrix.png)",
-            "",
         ]
+        for png, alt in (("iou_per_class.png", "per-class IoU"), ("confusion_matrix.png", "confusion matrix")):
+            if png in report.get("charts", ()):
+                lines += [f"![{alt}]({png})", ""]
     lines += [
         f"Pipeline: **{report['fps']} fps** (from the mean total); {report['throughput_fps']} frames/s through "
         "the whole replay including evaluate's own work.",
@@ -498,9 +514,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         f"Evaluate's own overhead (reading, decoding, scoring, writing): {_f(report['overhead_pct'], 1)}% of the "
         "pipeline time.",
-        "",
-        "![latency](latency_histogram.png)",
     ]
+    if "latency_histogram.png" in report.get("charts", ()):
+        lines += ["", "![latency](latency_histogram.png)"]
     if fr["missing_gt_frames"]:
         lines += ["", "Frames without ground truth (first "
                   f"{len(fr['missing_gt_frames'])}): " + ", ".join(

@@ -111,6 +111,9 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     from seg_ros.bench import format_table, run_bench, write_report
 
+    if args.bag or args.evaluate:
+        _bench_bags(args)
+        return
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
     report = run_bench(args.model, args.resolution or [(360, 640)], devices, args.frames, args.warmup,
                        args.precision or ["fp32", "fp16"])
@@ -193,6 +196,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
           (f"; output bag {args.out_bag}" if args.out_bag else ""))
 
 
+def _bench_bags(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from seg_ros.bench import (
+        _machine,
+        bench_bag_read,
+        bench_evaluate,
+        format_bag_table,
+        format_evaluate_table,
+        write_report,
+    )
+
+    size = (args.resolution or [(360, 640)])[0]
+    report: dict[str, object] = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+    print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
+    if args.bag:
+        rows = bench_bag_read(args.bag_frames, size)
+        report["bag_read"] = rows
+        print(format_bag_table(rows))
+    if args.evaluate:
+        device = (args.device or ["cpu"])[0]
+        ev = bench_evaluate(args.model, args.frames, size, device)
+        report["evaluate"] = ev
+        print(format_evaluate_table(ev))
+    print(f"wrote {write_report(report, args.json)}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from seg_ros.demo import run_demo
 
@@ -257,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", default="bench.json", help="where to write the JSON report")
+    p.add_argument("--bag", action="store_true",
+                   help="instead: bag reading speed (raw rgb8 at the first --resolution, sqlite3 and mcap)")
+    p.add_argument("--bag-frames", type=int, default=500, help="frames in the --bag benchmark bag (default: 500)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="instead: seg-ros evaluate's own overhead on a synthetic drive of --frames frames")
     p.set_defaults(func=_cmd_bench)
 
     from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
@@ -332,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("demo", help="segment a synthetic drive with the shipped model and score it")
+    p = sub.add_parser("demo", help="write a synthetic drive to a bag, evaluate it with the shipped model")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--size", type=_resolution, default=(360, 640), help="frame size HxW")

@@ -190,11 +190,16 @@ class ImageMessage:
         return f"frame {self.index} of {self.topic} (stamp {self.stamp_ns / 1e9:.9f} s)"
 
     def to_rgb(self) -> np.ndarray:
-        """Decode to (H, W, 3) uint8 RGB with the node's decoders; raises MessageError naming the frame."""
+        """Decode to a writable (H, W, 3) uint8 RGB array with the node's decoders; MessageError names the frame.
+
+        An rgb8 image decodes to a view of the stored bytes, which are read-only: it is copied then (about
+        0.1 ms at 360×640), so callers may draw on the result and torch can wrap it without a warning.
+        """
         try:
-            return compressed_to_rgb(self.msg) if self.compressed else image_to_rgb(self.msg)
+            rgb = compressed_to_rgb(self.msg) if self.compressed else image_to_rgb(self.msg)
         except MessageError as e:
             raise MessageError(f"{self.describe()}: {e}") from e
+        return rgb if rgb.flags.writeable else rgb.copy()
 
     def to_labels(self) -> np.ndarray:
         """Decode a mono8 label image to (H, W) uint8 class ids; raises MessageError for anything else."""

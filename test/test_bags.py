@@ -69,7 +69,8 @@ def test_round_trip_in_both_storages_and_versions(tmp_path, scenes, storage, dis
         assert [m.log_time_ns for m in raw] == [m.stamp_ns for m in raw]
         assert all(m.frame_id == "cam" and m.encoding == "rgb8" for m in raw)
         for m, s in zip(raw, scenes):
-            assert np.array_equal(m.to_rgb(), s.image)
+            rgb = m.to_rgb()
+            assert np.array_equal(rgb, s.image) and rgb.flags.writeable  # a copy of the read-only stored bytes
         for m, s in zip(r.images("/cam/labels"), scenes):
             assert np.array_equal(m.to_labels(), s.labels)
         for m, s in zip(r.images("/cam/image_raw/compressed"), scenes):

@@ -49,7 +49,7 @@ def test_bag_read_benchmark_reads_every_frame_in_both_storages(tmp_path, capsys)
     assert [r["storage"] for r in rows] == ["sqlite3", "mcap"]
     for r in rows:
         assert (r["frames"], r["resolution"], r["encoding"]) == (6, "48x64", "rgb8")
-        assert r["read_fps"] > 0 and r["write_fps"] > 0
+        assert r["read_fps"] > 0 and r["write_fps"] > 0 and r["read_cpu_fps"] > 0
         assert r["bag_mb"] >= 6 * 48 * 64 * 3 / 1e6
     printed = capsys.readouterr().out
     assert "| sqlite3 | 6 | 48x64 | rgb8 |" in printed and "| mcap | 6 |" in printed

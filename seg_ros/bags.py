@@ -55,7 +55,7 @@ DISTRO_VERSIONS: dict[str, int] = {"humble": 8, "iron": 8, "jazzy": 9, "kilted":
 """ROS 2 distribution → rosbag2 metadata version written for it (Humble reads 8; Jazzy and later 9)."""
 
 _DISTRO_STORES = {"humble": Stores.ROS2_HUMBLE, "iron": Stores.ROS2_IRON, "jazzy": Stores.ROS2_JAZZY,
-                  "kilted": Stores.ROS2_KILTED, "rolling": Stores.LATEST}
+                  "kilted": getattr(Stores, "ROS2_KILTED", Stores.LATEST), "rolling": Stores.LATEST}
 
 DEFAULT_QOS = Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, QosDurability.VOLATILE, QosTime(0, 0),
                   QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)

@@ -31,9 +31,12 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=5.4",
         "rosbags>=0.10",
+        "matplotlib>=3.5",  # evaluation charts, drawn on the Agg canvas (no display needed)
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.5"],
+        # cityscapesscripts: the reference for IoU / mIoU (test/test_cityscapes_reference.py). Its metadata also
+        # pulls in the PyPI `typing` backport; on Python >= 3.5 the standard library's typing shadows it (harmless).
+        "test": ["pytest>=7", "ruff>=0.5", "cityscapesscripts>=2.2"],
     },
     zip_safe=True,
     maintainer="seg_ros maintainers",

@@ -1,6 +1,7 @@
 """The ``seg-ros`` command.
 
-Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``demo``. A user
+Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``bag-from-dataset``,
+``evaluate``, ``demo``. A user
 error (bad path, bad setting, unreadable input) prints one sentence to stderr
 and exits with status 2, leaving no half-written output.
 """
@@ -110,11 +111,117 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     from seg_ros.bench import format_table, run_bench, write_report
 
+    if args.bag or args.evaluate:
+        _bench_bags(args)
+        return
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
     report = run_bench(args.model, args.resolution or [(360, 640)], devices, args.frames, args.warmup,
                        args.precision or ["fp32", "fp16"])
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     print(format_table(report))
+    print(f"wrote {write_report(report, args.json)}")
+
+
+def _cmd_bag_from_dataset(args: argparse.Namespace) -> None:
+    from seg_ros.bags import write_dataset_bag
+    from seg_ros.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
+    from seg_ros.labels import get_label_set
+
+    given = [n for n in ("camvid", "cityscapes", "images", "synthetic") if getattr(args, n) is not None]
+    if len(given) != 1:
+        raise SegRosError("give exactly one source: --camvid DIR, --cityscapes DIR, --images DIR or --synthetic N.")
+    if args.labels is not None and args.images is None:
+        raise SegRosError("--labels goes with --images (a plain image folder).")
+    if args.camvid is not None:
+        source = CamVidSource(args.camvid, args.split or "val")
+    elif args.cityscapes is not None:
+        source = CityscapesSource(args.cityscapes, args.split or "val", args.city)
+    elif args.images is not None:
+        source = ImageFolderSource(args.images, args.labels, get_label_set(args.label_set))
+    else:
+        source = SyntheticDriveSource(args.seed, args.synthetic, args.size)
+    s = write_dataset_bag(
+        source, args.out, fps=args.fps, image_format=args.image_format, jpeg_quality=args.jpeg_quality,
+        storage=args.storage, distro=args.distro, image_topic=args.image_topic, gt_topic=args.gt_topic,
+        camera_info_topic=args.camera_info_topic, frame_id=args.frame_id,
+        start_ns=round(args.start_time * 1e9), limit=args.limit, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {s.path}: {s.frames} frames from {s.source} ({s.labelled} with {s.label_set} ground truth) at "
+          f"{s.fps:g} fps, {s.storage} storage, rosbag2 metadata version {s.version} ({s.distro}), "
+          f"{s.bytes / 1e6:.1f} MB in {s.seconds:.1f} s")
+    print(f"topics: {s.image_topic} ({'rgb8 Image' if s.image_format == 'raw' else 'JPEG CompressedImage'}), "
+          f"{s.gt_topic} (mono8 labels), {s.camera_info_topic}")
+
+
+def _set_param(text: str) -> tuple[str, object]:
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"--set takes NAME=VALUE (e.g. crf.enabled=true), not {text!r}.")
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return name.strip(), value
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from seg_ros.evaluate import EvalOptions, compare_reports, evaluate_bag, load_report, segmenter_from_params
+
+    if args.compare is not None:
+        if args.bag is not None:
+            raise SegRosError("give either --bag (run an evaluation) or --compare A.json B.json, not both.")
+        a, b = (load_report(p) for p in args.compare)
+        print(compare_reports(a, b, names=(str(args.compare[0]), str(args.compare[1]))))
+        return
+    if args.bag is None:
+        raise SegRosError("give --bag BAG to evaluate (or --compare A.json B.json).")
+    overrides: dict[str, object] = dict(args.set or [])
+    for name, value in (("model", args.model), ("resolution", args.resolution), ("device", args.device),
+                        ("precision", args.precision), ("backend", args.backend), ("keep_aspect", args.keep_aspect)):
+        if value is not None:
+            overrides[name] = value
+    seg, values = segmenter_from_params(args.params, overrides)
+    print(f"model: {seg.describe()}")
+    opts = EvalOptions(
+        bag=Path(args.bag), out=Path(args.out), image_topic=args.image_topic, gt_topic=args.gt_topic,
+        gt_dir=Path(args.gt_dir) if args.gt_dir else None, gt_match=args.gt_match, gt_window_s=args.gt_window,
+        out_bag=Path(args.out_bag) if args.out_bag else None, out_prefix=args.out_prefix,
+        out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,
+        charts=args.charts, progress=not args.quiet)
+    settings = {"params_file": str(args.params) if args.params else None, "overrides": overrides, "values": values}
+    evaluate_bag(opts, seg, settings=settings, command=" ".join(["seg-ros", *sys.argv[1:]]))
+    print(f"wrote {Path(args.out) / 'report.md'}, report.json" + (" and the charts" if args.charts else "") +
+          (f"; output bag {args.out_bag}" if args.out_bag else ""))
+
+
+def _bench_bags(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from seg_ros.bench import (
+        _machine,
+        bench_bag_read,
+        bench_evaluate,
+        format_bag_table,
+        format_evaluate_table,
+        write_report,
+    )
+
+    size = (args.resolution or [(360, 640)])[0]
+    report: dict[str, object] = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+    print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
+    if args.bag:
+        rows = bench_bag_read(args.bag_frames, size)
+        report["bag_read"] = rows
+        print(format_bag_table(rows))
+    if args.evaluate:
+        device = (args.device or ["cpu"])[0]
+        ev = bench_evaluate(args.model, args.frames, size, device)
+        report["evaluate"] = ev
+        print(format_evaluate_table(ev))
     print(f"wrote {write_report(report, args.json)}")
 
 
@@ -182,9 +289,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", default="bench.json", help="where to write the JSON report")
+    p.add_argument("--bag", action="store_true",
+                   help="instead: bag reading speed (raw rgb8 at the first --resolution, sqlite3 and mcap)")
+    p.add_argument("--bag-frames", type=int, default=500, help="frames in the --bag benchmark bag (default: 500)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="instead: seg-ros evaluate's own overhead on a synthetic drive of --frames frames")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("demo", help="segment a synthetic drive with the shipped model and score it")
+    from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
+
+    p = sub.add_parser("bag-from-dataset", help="write a dataset or a synthetic drive as a ROS 2 bag with ground truth",
+                       description="Write camera images, ground-truth labels (mono8, lossless) and camera_info on "
+                                   "three topics with identical stamps, at a chosen frame rate.")
+    src = p.add_argument_group("source (exactly one)")
+    src.add_argument("--camvid", metavar="DIR", help="CamVid-layout folder: <DIR>/<split>/images + labels")
+    src.add_argument("--cityscapes", metavar="DIR",
+                     help="Cityscapes root: leftImg8bit/<split>/<city>, gtFine labelIds mapped to trainIds")
+    src.add_argument("--images", metavar="DIR", help="a plain image folder (name order)")
+    src.add_argument("--synthetic", metavar="N", type=int, help="a synthetic drive of N frames")
+    p.add_argument("--labels", metavar="DIR", help="with --images: label PNGs named like the images (optional)")
+    p.add_argument("--label-set", default="camvid", help="with --images: label set of the labels (default: camvid)")
+    p.add_argument("--split", help="CamVid / Cityscapes split (default: val)")
+    p.add_argument("--city", action="append", help="Cityscapes city, repeatable (default: all)")
+    p.add_argument("--size", type=_resolution, default=(360, 640), help="synthetic frame size HxW (default 360x640)")
+    p.add_argument("--seed", type=int, default=2024, help="synthetic drive seed (default: 2024)")
+    p.add_argument("--out", required=True, help="bag folder to create")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of the stamps (default: 10)")
+    p.add_argument("--image-format", choices=["raw", "jpeg"], default="raw",
+                   help="raw: sensor_msgs/Image rgb8; jpeg: CompressedImage (default: raw)")
+    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--storage", choices=STORAGES, default="sqlite3", help="rosbag2 storage (default: sqlite3)")
+    p.add_argument("--distro", choices=sorted(DISTRO_VERSIONS), default="jazzy",
+                   help="humble/iron: metadata version 8; jazzy/kilted/rolling: 9 (default: jazzy)")
+    p.add_argument("--image-topic", help="default /camera/image_raw (raw) or /camera/image_raw/compressed (jpeg)")
+    p.add_argument("--gt-topic", default=DEFAULT_GT_TOPIC, help="default: %(default)s")
+    p.add_argument("--camera-info-topic", default=DEFAULT_CAMERA_INFO_TOPIC, help="default: %(default)s")
+    p.add_argument("--frame-id", default="camera")
+    p.add_argument("--start-time", type=float, default=DEFAULT_START_NS / 1e9,
+                   help="stamp of the first frame, seconds since the epoch (default: %(default)d)")
+    p.add_argument("--limit", type=int, help="write at most this many frames")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_bag_from_dataset)
+
+    p = sub.add_parser("evaluate", help="replay a bag through a model and score accuracy and latency",
+                       description="Replay every frame of a bag (lossless stepping) through the Segmenter configured "
+                                   "by the node's parameter file; score against ground truth; write a report.")
+    p.add_argument("--bag", help="bag folder or .db3 / .mcap file")
+    p.add_argument("--image-topic", help="camera topic (Image or CompressedImage); default: the bag's only one")
+    gt = p.add_mutually_exclusive_group()
+    gt.add_argument("--gt-topic", help="mono8 ground-truth labels, matched to frames by header stamp")
+    gt.add_argument("--gt-dir", help="label PNGs named by frame stamp (ns) or index, see --gt-match")
+    p.add_argument("--gt-match", choices=["stamp", "index"], default="stamp",
+                   help="with --gt-dir: file NAME.png is the frame whose header stamp in ns (stamp) or whose 0-based "
+                        "position on the image topic (index) is NAME (default: stamp)")
+    p.add_argument("--gt-window", type=float, default=2.0,
+                   help="seconds of bag time a frame waits for its ground-truth message (default: 2)")
+    p.add_argument("--params", help="the node's ROS 2 parameter file (model, backend, device, resolution, CRF ...)")
+    p.add_argument("--set", action="append", type=_set_param, metavar="NAME=VALUE",
+                   help="override one node parameter, repeatable (e.g. --set crf.enabled=true)")
+    p.add_argument("--model", help="overrides the parameter file's model")
+    p.add_argument("--resolution", help="inference size HxW; overrides the parameter file")
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--device", help="auto, cpu or cuda:N; overrides the parameter file")
+    p.add_argument("--precision", help="fp32, fp16 or int8; overrides the parameter file")
+    p.add_argument("--backend", help="overrides the parameter file")
+    p.add_argument("--out", default="eval_out", help="report folder (default: %(default)s)")
+    p.add_argument("--out-bag", help="also write a bag with labels / color / overlay topics (input stamps)")
+    p.add_argument("--out-prefix", default="/segmentation_node",
+                   help="namespace of the output topics, as the node's (default: %(default)s)")
+    p.add_argument("--out-storage", choices=STORAGES, help="output bag storage (default: the input bag's)")
+    p.add_argument("--out-distro", choices=sorted(DISTRO_VERSIONS), default="jazzy",
+                   help="output bag for this ROS 2 distribution (default: jazzy)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out-bag")
+    p.add_argument("--limit", type=int, help="evaluate only the first N frames")
+    p.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="print two reports side by side instead of evaluating")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("demo", help="write a synthetic drive to a bag, evaluate it with the shipped model")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--size", type=_resolution, default=(360, 640), help="frame size HxW")

@@ -5,11 +5,18 @@ A *source* is a sized, indexable collection of ``(image, labels)`` pairs:
 set's ignore id marks void). Sources: :class:`FolderDataset` (the CamVid
 layout ``<root>/<split>/images/NAME.{jpg,png}`` + ``<root>/<split>/labels/NAME.png``)
 and :class:`SyntheticDataset` (procedural scenes, see :mod:`seg_ros.synthetic`).
+
+For replay (``seg-ros bag-from-dataset``) a *frame source* is a sized iterable of
+:class:`SourceFrame` in time order, with a ``label_set``: :class:`CamVidSource`,
+:class:`CityscapesSource` (labelIds mapped to trainIds), :class:`ImageFolderSource`
+(labels optional per frame) and :class:`SyntheticDriveSource`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +24,7 @@ import cv2
 import numpy as np
 
 from seg_ros.errors import InputError
+from seg_ros.labels import LabelSet
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -133,3 +141,176 @@ class Augment:
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(labels)
+
+
+# -- frame sources for replay (seg-ros bag-from-dataset) -----------------------------------------------------------
+
+@dataclass
+class SourceFrame:
+    """One frame of a sequence: ``image`` (H, W, 3) uint8 RGB, ``labels`` (H, W) uint8 ids or None (unlabelled).
+
+    ``intrinsics``: (fx, fy, cx, cy) in pixels when the dataset ships a calibration, else None.
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray | None
+    intrinsics: tuple[float, float, float, float] | None = None
+
+
+def check_label_ids(labels: np.ndarray, label_set: LabelSet, what: str) -> None:
+    """Raise InputError if ``labels`` holds an id that is neither a class of ``label_set`` nor its ignore id."""
+    n = label_set.num_classes
+    bad = labels >= n
+    if bad.any():
+        ids = np.unique(labels[bad])
+        ids = ids[ids != label_set.ignore_id]
+        if ids.size:
+            raise InputError(f"{what} holds label ids {ids[:5].tolist()} outside the {label_set.name} label set "
+                             f"(classes 0..{n - 1}, ignore id {label_set.ignore_id}).")
+
+
+class CamVidSource:
+    """A CamVid-layout split (``<root>/<split>/images`` + ``labels``) as frames in name order (= time order)."""
+
+    def __init__(self, root: str | os.PathLike, split: str, label_set: LabelSet | None = None):
+        from seg_ros.labels import CAMVID
+
+        self.dataset = FolderDataset(root, split)
+        self.label_set = label_set or CAMVID
+        self.name = self.dataset.name
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        for i, (img_path, lab_path) in enumerate(self.dataset.pairs):
+            image, labels = self.dataset[i]
+            check_label_ids(labels, self.label_set, f"label image {lab_path}")
+            yield SourceFrame(img_path.stem, image, labels)
+
+
+class CityscapesSource:
+    """A Cityscapes tree: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine/<split>/<city>/
+    *_gtFine_labelIds.png`` mapped to the 19 trainIds (255 = ignore).
+
+    Frames come city by city (cities in name order), in name order within a city (= time order for the
+    ``*_leftImg8bit_sequence`` style names). A frame without its ``gtFine`` file is kept without labels.
+    A ``camera/<split>/<city>/*_camera.json`` next to it supplies the intrinsics when present.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "val", cities: Sequence[str] | None = None):
+        from seg_ros.labels import CITYSCAPES
+
+        self.root = Path(root)
+        self.label_set = CITYSCAPES
+        img_root = self.root / "leftImg8bit" / split
+        if not img_root.is_dir():
+            raise InputError(f"Cityscapes folder {img_root} does not exist; "
+                             "expected <root>/leftImg8bit/<split>/<city>.")
+        city_dirs = sorted(p for p in img_root.iterdir() if p.is_dir())
+        if cities:
+            missing = sorted(set(cities) - {p.name for p in city_dirs})
+            if missing:
+                raise InputError(f"Cityscapes split {split} in {self.root} has no city {missing[0]!r}; it has "
+                                 f"{', '.join(p.name for p in city_dirs) or 'none'}.")
+            city_dirs = [p for p in city_dirs if p.name in cities]
+        self.items: list[tuple[Path, Path, Path]] = []  # image, labelIds, camera json
+        for city in city_dirs:
+            for img in sorted(city.glob("*_leftImg8bit.png")):
+                prefix = img.name[: -len("_leftImg8bit.png")]
+                gt = self.root / "gtFine" / split / city.name / f"{prefix}_gtFine_labelIds.png"
+                cam = self.root / "camera" / split / city.name / f"{prefix}_camera.json"
+                self.items.append((img, gt, cam))
+        if not self.items:
+            raise InputError(f"Cityscapes folder {img_root} holds no *_leftImg8bit.png images.")
+        self.name = f"cityscapes/{split}"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        from seg_ros.labels import CITYSCAPES_LABEL_TO_TRAIN
+
+        for img_path, gt_path, cam_path in self.items:
+            image = read_image(img_path)
+            labels = None
+            if gt_path.exists():
+                ids = read_labels(gt_path)
+                if ids.shape != image.shape[:2]:
+                    raise InputError(f"label image {gt_path.name} is {ids.shape[1]}x{ids.shape[0]} but its image is "
+                                     f"{image.shape[1]}x{image.shape[0]}.")
+                labels = CITYSCAPES_LABEL_TO_TRAIN[ids]
+            yield SourceFrame(img_path.name[: -len("_leftImg8bit.png")], image, labels, _cityscapes_camera(cam_path))
+
+
+def _cityscapes_camera(path: Path) -> tuple[float, float, float, float] | None:
+    if not path.is_file():
+        return None
+    try:
+        k = json.loads(path.read_text())["intrinsic"]
+        return float(k["fx"]), float(k["fy"]), float(k["u0"]), float(k["v0"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"camera file {path} is not a Cityscapes camera JSON with intrinsic fx, fy, u0, v0 "
+                         f"({e!r}).") from e
+
+
+class ImageFolderSource:
+    """Images of a folder in name order; labels, if a label folder is given, are ``<labels>/<stem>.png``.
+
+    Images without a label file are kept without labels (scored as missing ground truth later).
+    """
+
+    def __init__(self, images: str | os.PathLike, labels: str | os.PathLike | None = None,
+                 label_set: LabelSet | None = None):
+        from seg_ros.labels import CAMVID
+
+        self.images_dir = Path(images)
+        self.labels_dir = Path(labels) if labels is not None else None
+        self.label_set = label_set or CAMVID
+        if not self.images_dir.is_dir():
+            raise InputError(f"image folder {self.images_dir} does not exist.")
+        if self.labels_dir is not None and not self.labels_dir.is_dir():
+            raise InputError(f"label folder {self.labels_dir} does not exist.")
+        self.images = sorted(p for p in self.images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.images:
+            raise InputError(f"image folder {self.images_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+        self.name = self.images_dir.name
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        for p in self.images:
+            image = read_image(p)
+            labels = None
+            lab_path = self.labels_dir / f"{p.stem}.png" if self.labels_dir is not None else None
+            if lab_path is not None and lab_path.exists():
+                labels = read_labels(lab_path)
+                if labels.shape != image.shape[:2]:
+                    raise InputError(f"label image {lab_path.name} is {labels.shape[1]}x{labels.shape[0]} but "
+                                     f"image {p.name} is {image.shape[1]}x{image.shape[0]}.")
+                check_label_ids(labels, self.label_set, f"label image {lab_path}")
+            yield SourceFrame(p.stem, image, labels)
+
+
+class SyntheticDriveSource:
+    """A synthetic drive (:func:`seg_ros.synthetic.generate_drive`): ``count`` coherent frames of size (H, W)."""
+
+    def __init__(self, seed: int, count: int, size: tuple[int, int] = (360, 640)):
+        from seg_ros.labels import CAMVID
+
+        if count < 1:
+            raise InputError(f"a synthetic drive needs at least one frame, not {count}.")
+        self.seed, self.count, self.size = int(seed), int(count), tuple(size)
+        self.label_set = CAMVID
+        self.name = f"synthetic drive seed {seed}, {count} frames at {size[0]}x{size[1]}"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[SourceFrame]:
+        from seg_ros.synthetic import generate_drive
+
+        for i, scene in enumerate(generate_drive(self.seed, self.count, self.size)):  # type: ignore[arg-type]
+            yield SourceFrame(f"{i:06d}", scene.image, scene.labels)

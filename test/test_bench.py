@@ -39,3 +39,28 @@ def test_write_report_is_atomic(tmp_path):
     p = write_report({"rows": []}, tmp_path / "sub" / "b.json")
     assert json.loads(p.read_text()) == {"rows": []}
     assert [x.name for x in p.parent.iterdir()] == ["b.json"]
+
+
+def test_bag_read_benchmark_reads_every_frame_in_both_storages(tmp_path, capsys):
+    out = tmp_path / "bags.json"
+    assert main(["bench", "--bag", "--bag-frames", "6", "--resolution", "48x64", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["bag_read"]
+    assert [r["storage"] for r in rows] == ["sqlite3", "mcap"]
+    for r in rows:
+        assert (r["frames"], r["resolution"], r["encoding"]) == (6, "48x64", "rgb8")
+        assert r["read_fps"] > 0 and r["write_fps"] > 0 and r["read_cpu_fps"] > 0
+        assert r["bag_mb"] >= 6 * 48 * 64 * 3 / 1e6
+    printed = capsys.readouterr().out
+    assert "| sqlite3 | 6 | 48x64 | rgb8 |" in printed and "| mcap | 6 |" in printed
+
+
+def test_evaluate_benchmark_splits_overhead_from_pipeline_time(random_model_file):
+    from seg_ros.bench import bench_evaluate, format_evaluate_table
+
+    ev = bench_evaluate(str(random_model_file), frames=3, size=(48, 64), device="cpu")
+    assert ev["frames"] == 3 and ev["resolution"] == "48x64"
+    assert set(ev["overhead_ms"]) == {"read", "decode", "score", "write"}
+    assert ev["overhead_total_ms"] == pytest.approx(sum(ev["overhead_ms"].values()), abs=1e-2)
+    assert ev["overhead_pct"] == pytest.approx(100 * ev["overhead_total_ms"] / ev["pipeline_ms"], rel=0.05, abs=0.05)
+    assert format_evaluate_table(ev).count("\n") == 2

@@ -49,3 +49,22 @@ def test_bad_ids_and_shapes_raise():
     with pytest.raises(ValueError, match="shape"):
         cm.update(np.zeros(3), np.zeros(2))
     assert np.isnan(ConfusionMatrix(2).miou())
+
+
+@pytest.mark.parametrize("num_classes,ignore_id", [(11, 11), (19, 255), (3, 200)])
+def test_uint8_fast_path_equals_the_general_path(rng, num_classes, ignore_id):
+    gt = rng.integers(0, num_classes, (37, 53)).astype(np.uint8)
+    gt[rng.random(gt.shape) < 0.2] = ignore_id
+    pred = rng.integers(0, num_classes, (37, 53)).astype(np.uint8)
+    fast, general = ConfusionMatrix(num_classes, ignore_id), ConfusionMatrix(num_classes, ignore_id)
+    fast.update(pred, gt)
+    general.update(pred.astype(np.int64), gt.astype(np.int64))
+    assert fast.matrix.tolist() == general.matrix.tolist() and fast.total == int((gt != ignore_id).sum())
+    bad_gt = gt.copy()
+    bad_gt[0, 0] = num_classes + 1 if num_classes + 1 != ignore_id else num_classes + 2
+    with pytest.raises(ValueError, match=rf"ground truth holds label ids \[{bad_gt[0, 0]}\]"):
+        ConfusionMatrix(num_classes, ignore_id).update(pred, bad_gt)
+    bad_pred = pred.copy()
+    bad_pred[1, 1] = num_classes
+    with pytest.raises(ValueError, match="prediction holds label ids"):
+        ConfusionMatrix(num_classes, ignore_id).update(bad_pred, gt)

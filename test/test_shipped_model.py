@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from seg_ros.bags import BagReader
 from seg_ros.demo import run_demo
 from seg_ros.labels import CAMVID
 from seg_ros.metrics import ConfusionMatrix
@@ -46,14 +47,21 @@ def test_default_model_keeps_its_accuracy_on_fresh_scenes(segmenter):
     assert np.nanmin(iou) >= 0.5, dict(zip(CAMVID.names, np.round(iou, 3)))
 
 
-def test_demo_writes_overlays_and_a_summary(tmp_path):
+def test_demo_writes_a_bag_evaluates_it_and_reports(tmp_path):
     out = tmp_path / "demo"
-    summary = run_demo(out, frames=4, size=(180, 320), device="cpu", progress=False, log=lambda s: None)
-    assert (out / "overlay.mp4").stat().st_size > 0
-    assert sorted(p.name for p in (out / "frames").iterdir()) == ["000.png", "001.png", "002.png", "003.png"]
-    on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["miou"] == summary["miou"] and summary["miou"] > 0.6
-    assert set(summary["ms_per_stage"]) == {"preprocess", "infer", "postprocess", "render", "total"}
-    assert summary["fps"] > 0
-    assert "mIoU" in (out / "summary.md").read_text()
+    lines = []
+    report = run_demo(out, frames=4, size=(180, 320), device="cpu", progress=False, log=lines.append)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_matrix.png", "drive_bag", "iou_per_class.png", "latency_histogram.png", "report.json",
+        "report.md", "segmented_bag"]
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["metrics"]["miou"] == report["metrics"]["miou"]
+    assert report["frames"]["scored"] == 4 and report["frames"]["missing_gt"] == 0
+    assert set(report["latency_ms"]) == {"preprocess", "infer", "postprocess", "render", "total"}
+    assert report["fps"] > 0
+    assert "mIoU" in (out / "report.md").read_text()
+    with BagReader(out / "segmented_bag") as r:
+        assert r.info.topic("/segmentation_node/overlay").count == 4
+    assert any("report.md" in line for line in lines) and any("ros2 bag play" in line for line in lines)
     assert not list(out.glob(".seg-ros-partial-*"))
+    assert report["metrics"]["miou"] > 0.6

@@ -1,0 +1,319 @@
+"""seg-ros evaluate on real bags written to tmp paths, with a real (random-weight) model file."""
+
+import json
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from seg_ros.bags import BagReader, BagWriter, write_dataset_bag
+from seg_ros.cli import main
+from seg_ros.datasets import ImageFolderSource, SyntheticDriveSource
+from seg_ros.evaluate import EvalOptions, GroundTruthDir, compare_reports, evaluate_bag, load_report
+from seg_ros.labels import CAMVID
+from seg_ros.metrics import ConfusionMatrix
+from seg_ros.pipeline import Segmenter
+from seg_ros.synthetic import generate_drive
+
+SIZE = (48, 64)
+T0 = 1_700_000_000_000_000_000
+DT = 100_000_000
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return list(generate_drive(21, 4, SIZE))
+
+
+@pytest.fixture(scope="module")
+def drive_bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "drive"
+    write_dataset_bag(SyntheticDriveSource(21, 4, SIZE), path, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def seg(random_model_file):
+    return Segmenter(random_model_file, resolution=(32, 48), device="cpu")
+
+
+def _reference(seg, scenes, outputs=("labels",)):
+    results = [seg.segment(s.image, outputs) for s in scenes]
+    cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
+    for r, s in zip(results, scenes):
+        cm.update(r.labels, s.labels)
+    return results, cm
+
+
+def _quiet(_line):
+    pass
+
+
+def test_evaluate_scores_every_frame_and_writes_report_and_bag(tmp_path, drive_bag, seg, scenes):
+    out, out_bag = tmp_path / "report", tmp_path / "seg_bag"
+    rep = evaluate_bag(EvalOptions(bag=drive_bag, out=out, out_bag=out_bag, progress=False), seg, log=_quiet)
+    ref, cm = _reference(seg, scenes, ("labels", "color", "overlay"))
+    assert rep["bag"]["image_topic"] == "/camera/image_raw" and rep["ground_truth"] == {"topic": "/camera/gt_labels"}
+    assert rep["frames"]["total"] == rep["frames"]["scored"] == 4 and rep["frames"]["missing_gt"] == 0
+    assert rep["frames"]["size"] == "48x64"
+    m = rep["metrics"]
+    assert m["confusion_matrix"] == cm.matrix.tolist() and m["pixels"] == 4 * 48 * 64
+    assert m["miou"] == pytest.approx(cm.miou()) and m["pixel_accuracy"] == pytest.approx(cm.pixel_accuracy())
+    assert [m["iou"][n] for n in CAMVID.names] == [None if np.isnan(v) else pytest.approx(v) for v in cm.iou()]
+    for s in ("preprocess", "infer", "postprocess", "render", "total"):
+        st = rep["latency_ms"][s]
+        assert 0 <= st["p50"] <= st["p90"] <= st["p99"] <= st["max"]
+    assert rep["fps"] > 0 and rep["overhead_pct"] >= 0
+    assert set(rep["overhead_ms"]) == {"read", "decode", "score", "write"}
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "iou_per_class.png",
+                                                      "latency_histogram.png", "report.json", "report.md"]
+    assert json.loads((out / "report.json").read_text())["metrics"]["miou"] == m["miou"]
+    for png in out.glob("*.png"):
+        assert cv2.imread(str(png)).shape[0] > 200
+    md = (out / "report.md").read_text()
+    assert f"mIoU {m['miou']:.3f}" in md and "| Sky |" in md and "| evaluate: read |" in md
+    # the output bag: input images and camera_info copied, outputs with the input stamps and log times
+    with BagReader(out_bag) as r:
+        topics = {t.name: t.count for t in r.info.topics}
+        assert topics == {"/camera/image_raw": 4, "/camera/camera_info": 4, "/segmentation_node/labels": 4,
+                          "/segmentation_node/color": 4, "/segmentation_node/overlay": 4}
+        labels = list(r.images("/segmentation_node/labels"))
+        color = list(r.images("/segmentation_node/color"))
+        overlay = list(r.images("/segmentation_node/overlay"))
+        inputs = list(r.images("/camera/image_raw"))
+    stamps = [T0 + i * DT for i in range(4)]
+    for msgs in (labels, color, overlay, inputs):
+        assert [x.stamp_ns for x in msgs] == [x.log_time_ns for x in msgs] == stamps
+        assert all(x.frame_id == "camera" for x in msgs)
+    for i, r in enumerate(ref):
+        assert labels[i].encoding == "mono8" and np.array_equal(labels[i].to_labels(), r.labels)
+        assert color[i].encoding == "rgb8" and np.array_equal(color[i].to_rgb(), CAMVID.colorize(r.labels))
+        assert np.array_equal(overlay[i].to_rgb(), r.overlay)
+        assert np.array_equal(inputs[i].to_rgb(), scenes[i].image)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_missing_ground_truth_is_counted_and_listed(tmp_path, seg, scenes, capsys):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "labs").mkdir()
+    for i, s in enumerate(scenes):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        if i != 2:  # frame 2 has no label file
+            cv2.imwrite(str(tmp_path / "labs" / f"{i}.png"), s.labels)
+    write_dataset_bag(ImageFolderSource(tmp_path / "imgs", tmp_path / "labs"), tmp_path / "bag", progress=False)
+    rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", charts=False, progress=False), seg)
+    fr = rep["frames"]
+    assert (fr["total"], fr["scored"], fr["missing_gt"]) == (4, 3, 1)
+    assert fr["missing_gt_frames"] == [{"index": 2, "stamp_ns": T0 + 2 * DT}]
+    _, cm = _reference(seg, [scenes[i] for i in (0, 1, 3)])
+    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+    printed = capsys.readouterr().out
+    assert "1 of 4 frames had no ground truth and were not scored" in printed
+    assert "Frames without ground truth (first 1): 2 (" in (tmp_path / "r" / "report.md").read_text()
+
+
+def _images_only_bag(path, scenes, storage="sqlite3", compressed=False):
+    with BagWriter(path, storage=storage) as w:
+        for i, s in enumerate(scenes):
+            if compressed:
+                w.write_compressed("/cam/image/compressed", s.image, T0 + i * DT, quality=100)
+            else:
+                w.write_image("/cam/image", s.image, T0 + i * DT)
+    return path
+
+
+@pytest.mark.parametrize("match", ["stamp", "index"])
+def test_ground_truth_from_a_folder(tmp_path, seg, scenes, match):
+    bag = _images_only_bag(tmp_path / "bag", scenes)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i in (0, 1, 3):
+        name = str(T0 + i * DT) if match == "stamp" else f"{i:06d}"
+        cv2.imwrite(str(gt / f"{name}.png"), scenes[i].labels)
+    (gt / "notes.png").write_bytes(b"not a frame")  # ignored: not named by a number
+    rep = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "r", gt_dir=gt, gt_match=match, charts=False,
+                                   progress=False), seg, log=_quiet)
+    assert rep["ground_truth"] == {"dir": str(gt), "match": match, "files": 3}
+    assert (rep["frames"]["scored"], rep["frames"]["missing_gt"]) == (3, 1)
+    _, cm = _reference(seg, [scenes[i] for i in (0, 1, 3)])
+    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+
+
+def test_ground_truth_folder_errors(tmp_path):
+    (tmp_path / "gt").mkdir()
+    cv2.imwrite(str(tmp_path / "gt" / "7.png"), np.zeros((4, 4), np.uint8))
+    cv2.imwrite(str(tmp_path / "gt" / "007.png"), np.zeros((4, 4), np.uint8))
+    with pytest.raises(Exception, match="two files for index 7"):
+        GroundTruthDir(tmp_path / "gt", "index")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Exception, match="holds no label PNG named by a frame stamp"):
+        GroundTruthDir(tmp_path / "empty", "stamp")
+
+
+def test_ground_truth_messages_are_paired_by_stamp_not_by_order(tmp_path, seg, scenes):
+    """GT written before its image, or late within the window, still pairs; GT too late counts as missing."""
+    with BagWriter(tmp_path / "bag") as w:
+        for i, s in enumerate(scenes):
+            stamp = T0 + i * DT
+            if i == 0:  # ground truth logged 50 ms before the image
+                w.write_image("/gt", s.labels, stamp, log_time_ns=stamp - 50_000_000)
+            elif i == 1:  # 1.5 s late, inside the 2 s window
+                w.write_image("/gt", s.labels, stamp, log_time_ns=stamp + 1_500_000_000)
+            elif i == 2:  # 5 s late: outside the window
+                w.write_image("/gt", s.labels, stamp, log_time_ns=stamp + 5_000_000_000)
+            w.write_image("/cam", s.image, stamp)
+    rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", image_topic="/cam", gt_topic="/gt",
+                                   charts=False, progress=False), seg, log=_quiet)
+    fr = rep["frames"]
+    assert (fr["scored"], fr["missing_gt"], fr["gt_without_frame"]) == (2, 2, 1)
+    assert [x["index"] for x in fr["missing_gt_frames"]] == [2, 3]
+    _, cm = _reference(seg, scenes[:2])
+    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+
+
+def test_compressed_images_in_mcap_and_latency_only(tmp_path, seg, scenes):
+    bag = _images_only_bag(tmp_path / "bag", scenes, storage="mcap", compressed=True)
+    rep = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "r", out_bag=tmp_path / "o", charts=False,
+                                   progress=False), seg, log=_quiet)
+    assert rep["bag"]["image_type"] == "sensor_msgs/msg/CompressedImage" and rep["bag"]["storage"] == "mcap"
+    assert rep["ground_truth"] is None and rep["metrics"] is None
+    assert rep["frames"]["total"] == 4 and rep["frames"]["missing_gt"] == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json", "report.md"]
+    assert "![" not in (tmp_path / "r" / "report.md").read_text()
+    with BagReader(tmp_path / "o") as r:
+        assert r.info.storage == "mcap"
+        assert r.info.topic("/cam/image/compressed").count == 4 and r.info.topic("/segmentation_node/labels").count == 4
+
+
+def _params(path, model, **extra):
+    lines = ["segmentation_node:", "  ros__parameters:", f"    model: {model}", "    device: cpu"]
+    lines += [f"    {k}: {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_node_parameter_file_configures_the_segmenter_and_flags_override_it(tmp_path, drive_bag,
+                                                                              random_model_file, capsys):
+    params = _params(tmp_path / "p.yaml", random_model_file, resolution='"32x48"', keep_aspect="false")
+    assert main(["evaluate", "--bag", str(drive_bag), "--params", str(params), "--out", str(tmp_path / "a"),
+                 "--no-charts", "--quiet"]) == 0
+    a = load_report(tmp_path / "a" / "report.json")
+    assert a["model"]["resolution"] == "32x48" and a["settings"]["values"]["keep_aspect"] is False
+    assert a["settings"]["params_file"] == str(params)
+    assert main(["evaluate", "--bag", str(drive_bag), "--params", str(params), "--resolution", "40x56",
+                 "--out", str(tmp_path / "b"), "--no-charts", "--quiet"]) == 0
+    b = load_report(tmp_path / "b" / "report.json")
+    assert b["model"]["resolution"] == "40x56" and b["settings"]["overrides"] == {"resolution": "40x56"}
+    capsys.readouterr()
+    assert main(["evaluate", "--compare", str(tmp_path / "a/report.json"), str(tmp_path / "b/report.json")]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("| mIoU |"))
+    assert f"{a['metrics']['miou']:.3f}" in row and f"{b['metrics']['miou'] - a['metrics']['miou']:+.3f}" in row
+    assert "| IoU Sky |" in table and "| total p50 ms |" in table
+    assert compare_reports(a, b).splitlines()[0] == "| | A | B | B − A |"
+
+
+def _bad_bag(kind, tmp_path, scenes):
+    bag = tmp_path / "bad"
+    args = []
+    if kind == "missing_topic":
+        write_dataset_bag(SyntheticDriveSource(21, 2, SIZE), bag, progress=False)
+        args = ["--image-topic", "/nope"]
+    elif kind in ("truncated", "corrupt_metadata"):
+        write_dataset_bag(SyntheticDriveSource(21, 4, SIZE), bag, progress=False)
+        if kind == "truncated":
+            db = bag / "bad.db3"
+            db.write_bytes(db.read_bytes()[: db.stat().st_size * 2 // 3])
+        else:
+            (bag / "metadata.yaml").write_text("{{{ not yaml")
+    elif kind == "bad_encoding":
+        with BagWriter(bag) as w:
+            w.write_image("/camera/image_raw", np.zeros(SIZE, np.float32), T0)
+            w.write_image("/camera/gt_labels", scenes[0].labels, T0)
+        args = ["--gt-topic", "/camera/gt_labels"]
+    elif kind in ("gt_size", "bad_label"):
+        labels = scenes[0].labels.copy()
+        if kind == "gt_size":
+            labels = labels[:24, :32].copy()
+        else:
+            labels[5, 5] = 40
+        with BagWriter(bag) as w:
+            w.write_image("/camera/image_raw", scenes[0].image, T0)
+            w.write_image("/camera/gt_labels", labels, T0)
+        args = ["--image-topic", "/camera/image_raw", "--gt-topic", "/camera/gt_labels"]
+    elif kind == "empty":
+        with BagWriter(bag):
+            pass
+    elif kind == "label_set_mismatch":
+        custom = {"seg_ros.gt_label_set": "cityscapes", "seg_ros.gt_topic": "/camera/gt_labels"}
+        with BagWriter(bag, custom=custom) as w:
+            w.write_image("/camera/image_raw", scenes[0].image, T0)
+            w.write_image("/camera/gt_labels", scenes[0].labels, T0)
+        args = ["--image-topic", "/camera/image_raw"]
+    return bag, args
+
+
+BAD = {
+    "missing_topic": r"image topic /nope is not in bag .*; its image topics are: "
+                     r"/camera/gt_labels \(sensor_msgs/Image, 2 messages\), /camera/image_raw \(sensor_msgs/Image, "
+                     r"2 messages\)\.",
+    "truncated": r"bag .* is truncated or corrupt",
+    "corrupt_metadata": r"bag .* cannot be opened, it is truncated or corrupt",
+    "bad_encoding": r"frame 0 of /camera/image_raw .*: image encoding '32FC1' is not supported",
+    "gt_size": r"the ground truth of frame 0 of /camera/image_raw .* is 32x24 but the camera image is 64x48\.",
+    "bad_label": r"the ground truth of frame 0 .* holds label ids \[40\] outside the camvid label set",
+    "empty": r"bag .* is empty: it holds no messages\.",
+    "label_set_mismatch": r"uses the cityscapes label set but the model predicts camvid",
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(kind, tmp_path, scenes, random_model_file, capsys):
+    bag, extra = _bad_bag(kind, tmp_path, scenes)
+    out, out_bag = tmp_path / "report", tmp_path / "seg_bag"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = main(["evaluate", "--bag", str(bag), "--model", str(random_model_file), "--device", "cpu", "--out", str(out),
+               "--resolution", "32x48", "--out-bag", str(out_bag), "--quiet", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and err.startswith("seg-ros evaluate: error: ")
+    assert re.search(BAD[kind], err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no report, no output bag, no staging folder
+
+
+def test_unknown_parameter_and_conflicting_options_exit_2(tmp_path, drive_bag, random_model_file, capsys):
+    rc = main(["evaluate", "--bag", str(drive_bag), "--model", str(random_model_file), "--set", "crf.bogus=1",
+               "--out", str(tmp_path / "r")])
+    assert rc == 2 and "unknown parameter 'crf.bogus'" in capsys.readouterr().err
+    rc = main(["evaluate", "--bag", str(drive_bag), "--compare", "a.json", "b.json"])
+    assert rc == 2 and "not both" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text("{}")
+    rc = main(["evaluate", "--compare", str(tmp_path / "x.json"), str(tmp_path / "x.json")])
+    assert rc == 2 and "is not a report.json written by seg-ros evaluate" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_output_bag_is_refused_before_any_work(tmp_path, drive_bag, random_model_file, capsys):
+    (tmp_path / "o").mkdir()
+    rc = main(["evaluate", "--bag", str(drive_bag), "--model", str(random_model_file), "--device", "cpu",
+               "--out", str(tmp_path / "r"), "--out-bag", str(tmp_path / "o"), "--quiet"])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bag_from_dataset_and_evaluate_as_real_processes(tmp_path, random_model_file):
+    """The console entry point end to end: a bag written by one process, a bad evaluate of it exiting 2."""
+    exe = [sys.executable, "-m", "seg_ros.cli"]
+    r = subprocess.run([*exe, "bag-from-dataset", "--synthetic", "2", "--size", "48x64", "--out",
+                        str(tmp_path / "b"), "--storage", "mcap", "--distro", "humble", "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "2 frames" in r.stdout and "rosbag2 metadata version 8 (humble)" in r.stdout
+    r = subprocess.run([*exe, "evaluate", "--bag", str(tmp_path / "b"), "--image-topic", "/x",
+                        "--model", str(random_model_file), "--out", str(tmp_path / "r2")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "/camera/image_raw (sensor_msgs/Image, 2 messages)" in r.stderr
+    assert not (tmp_path / "r2").exists()

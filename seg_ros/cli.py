@@ -1,7 +1,7 @@
 """The ``seg-ros`` command.
 
 Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``bag-from-dataset``,
-``evaluate``, ``demo``. A user
+``evaluate``, ``import-checkpoint``, ``demo``. A user
 error (bad path, bad setting, unreadable input) prints one sentence to stderr
 and exits with status 2, leaving no half-written output.
 """
@@ -34,6 +34,35 @@ def _outputs(text: str) -> tuple[str, ...]:
     return names
 
 
+def _model_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → (key, value) with VALUE read as a bool (true/false), an int, a float or else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"model argument {text!r} is not of the form KEY=VALUE, e.g. output_stride=8.")
+    v = value.strip()
+    parsed: object = v
+    if v.lower() in ("true", "false"):
+        parsed = v.lower() == "true"
+    else:
+        for kind in (int, float):
+            try:
+                parsed = kind(v)
+                break
+            except ValueError:
+                pass
+    return key.strip(), parsed
+
+
+def _floats3(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated numbers, e.g. 0.485,0.456,0.406.")
+    return values  # type: ignore[return-value]
+
+
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="model file or shipped model name (default: %(default)s)")
     p.add_argument("--resolution", type=_resolution, default=None,
@@ -47,15 +76,19 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_models(args: argparse.Namespace) -> None:
     from seg_ros.modelfile import read_meta, shipped_models
-    from seg_ros.models import available, build, get_spec
+    from seg_ros.models import available, get_spec
 
     print("Architectures (seg_ros.models registry):")
     for name in available():
         spec = get_spec(name)
         line = f"  {name:28s} {spec.description}"
         if args.details:
-            m = build(name, 19)
-            line += f"\n  {'':28s} {sum(p.numel() for p in m.parameters()) / 1e6:.2f} M parameters at 19 classes"
+            from seg_ros.models.complexity import DEFAULT_SIZES, complexity
+
+            c = complexity(name, 19)
+            macs = ", ".join(f"{c.gmacs(s):.2f} GMACs at {s[0]}x{s[1]}" for s in DEFAULT_SIZES)
+            line += (f"\n  {'':28s} backbone {spec.backbone}, output stride {spec.output_stride}; "
+                     f"{c.params / 1e6:.2f} M parameters at 19 classes; {macs}")
         print(line)
     print("Shipped model files:")
     shipped = shipped_models()
@@ -92,7 +125,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.data is not None and args.synthetic:
         raise SegRosError("give either --data or --synthetic, not both.")
     cfg = TrainConfig(
-        out=args.out, architecture=args.model, data=args.data, label_set=args.label_set,
+        out=args.out, architecture=args.model, arch_kwargs=dict(args.model_arg or []), data=args.data,
+        label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, loss=args.loss, lr=args.lr, weight_decay=args.weight_decay,
@@ -104,6 +138,31 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise SegRosError(f"checkpoint {cfg.checkpoint} exists; pass --resume to continue it or delete it.")
     res = train(cfg, progress=not args.quiet)
     print(f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}; model written to {res.model_path}")
+
+
+def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
+    import shlex
+
+    from seg_ros.checkpoint_import import import_checkpoint
+
+    provenance = {k: v for k, v in (("dataset", args.dataset), ("source", args.source),
+                                    ("val_miou", args.val_miou)) if v is not None}
+    kw = {} if args.mean is None else {"mean": args.mean}
+    if args.std is not None:
+        kw["std"] = args.std
+    report = import_checkpoint(args.checkpoint, args.out, label_set=args.label_set, input_size=args.input_size,
+                               provenance=provenance, half=args.half,
+                               command=shlex.join(["seg-ros", *sys.argv[1:]]), **kw)
+    meta = report.meta
+    print(f"read {args.checkpoint} as a {report.source_format} checkpoint: {report.consumed} tensors mapped onto "
+          f"{meta.architecture} ({meta.num_classes} classes, {meta.label_set.name}), every key matched")
+    if report.dropped:
+        shown = ", ".join(report.dropped[:4]) + (", …" if len(report.dropped) > 4 else "")
+        print(f"left out {len(report.dropped)} tensors that inference does not use: {shown}")
+    if report.filled:
+        print(f"{len(report.filled)} BatchNorm num_batches_tracked counters were absent and start at 0")
+    print(f"wrote {report.path} (input {meta.input_size[0]}x{meta.input_size[1]}, "
+          f"mean {list(meta.mean)}, std {list(meta.std)})")
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
@@ -253,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on a CamVid-layout folder or synthetic scenes")
     p.add_argument("--model", default="liteseg_mobilenetv2", help="registry architecture (default: %(default)s)")
+    p.add_argument("--model-arg", type=_model_arg, action="append", metavar="KEY=VALUE",
+                   help="architecture option, repeatable, e.g. output_stride=8 or se=true for DeepLab on ResNet")
     p.add_argument("--data", help="dataset root with <split>/images and <split>/labels")
     p.add_argument("--synthetic", action="store_true", help="train on procedural scenes instead of --data")
     p.add_argument("--label-set", default="camvid", help="camvid, cityscapes or voc (default: camvid)")
@@ -368,6 +429,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print two reports side by side instead of evaluating")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("import-checkpoint",
+                       help="convert an official LiteSeg or a torchvision deeplabv3 checkpoint into a model file")
+    p.add_argument("checkpoint", help=".pth state dict (read with torch.load(weights_only=True))")
+    p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--label-set", default=None,
+                   help="camvid, cityscapes or voc (default: cityscapes for LiteSeg, voc for torchvision)")
+    p.add_argument("--input-size", type=_resolution, default=None,
+                   help="default inference size HxW (default: 512x1024 for LiteSeg, 520x520 for torchvision)")
+    p.add_argument("--mean", type=_floats3, default=None, help="input mean of RGB/255 (default: ImageNet)")
+    p.add_argument("--std", type=_floats3, default=None, help="input std of RGB/255 (default: ImageNet)")
+    p.add_argument("--dataset", default=None, help="training data, for the provenance")
+    p.add_argument("--source", default=None, help="where the checkpoint comes from (URL), for the provenance")
+    p.add_argument("--val-miou", type=float, default=None, help="published validation mIoU, for the provenance")
+    p.add_argument("--half", action="store_true", help="store fp16 weights (default fp32, bit-exact)")
+    p.set_defaults(func=_cmd_import_checkpoint)
 
     p = sub.add_parser("demo", help="write a synthetic drive to a bag, evaluate it with the shipped model")
     p.add_argument("--out", default="demo_out")

@@ -60,9 +60,12 @@ def load_imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
 def init_backbone(backbone: nn.Module, name: str) -> int:
     """Copy ImageNet weights ``name`` into ``backbone``, requiring the key sets and shapes to match exactly.
 
+    A backbone that deliberately leaves out part of the ImageNet network (e.g. MobileNetV2's last 1×1 conv
+    for DeepLab) names those key prefixes in its ``pretrained_unused`` attribute; they are not copied.
     Returns the number of tensors copied.
     """
-    state = load_imagenet_state_dict(name)
+    unused = tuple(getattr(backbone, "pretrained_unused", ()))
+    state = {k: v for k, v in load_imagenet_state_dict(name).items() if not (unused and k.startswith(unused))}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -293,7 +293,7 @@ def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds) -> di
                     for n, v in zip(get_label_set(cfg.label_set).names, cm.iou())},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": cfg.command,
-        "pretrained": "imagenet" if cfg.pretrained else "none",
+        "pretrained": "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none",
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
         "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "train_seconds": round(seconds, 1),

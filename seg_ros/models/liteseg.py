@@ -1,16 +1,26 @@
-"""LiteSeg (Emara et al., DICTA 2019) with a MobileNetV2 backbone.
+"""LiteSeg (Emara et al., DICTA 2019) with MobileNetV2, ShuffleNet or DarkNet-19 backbones.
 
-Faithful to the official implementation: an output-stride-32 MobileNetV2
-(1280 channels); DASPP with 96-channel branches at rates 1/3/6/9 plus image
-pooling; the long residual (concat of the backbone output with the five
-branches, 1760 channels, separable 1×1 to 96); a stride-4 decoder that concats
-the 24-channel low-level features (short residual), two separable 3×3 convs to
-96, a 1×1 classifier and a bilinear upsample to the input size. All
-interpolation uses ``align_corners=True`` as the official code does.
+Faithful to the official implementation: DASPP with 96-channel branches at
+rates 1/3/6/9 plus image pooling on the backbone output; the long residual
+(concat of the backbone output with the five branches, separable 1×1 to 96);
+a decoder at the stride of the low-level features that concats them (short
+residual), two separable 3×3 convs to 96, a 1×1 classifier and a bilinear
+upsample to the input size. All interpolation uses ``align_corners=True`` as
+the official code does.
+
+=============== ==================== ====================== ==================== ========
+variant         backbone output      low-level features     low-level projection decoder
+=============== ==================== ====================== ==================== ========
+MobileNetV2     1280 ch, stride 32   24 ch (features[3])    none                 stride 4
+ShuffleNet 1g8  1536 ch, stride 32   384 ch (stage 2)       separable 1×1 → 48   stride 8
+DarkNet-19      1024 ch, stride 16   128 ch (layer 7)       separable 1×1 → 32   stride 4
+=============== ==================== ====================== ==================== ========
 
 Head keys (``aspp1`` … ``aspp4``, ``global_avg_pool``, ``conv1``, ``bn1``,
-``last_conv``) equal the official ones; the backbone sits under ``backbone.``
-with torchvision's MobileNetV2 keys.
+``conv2``, ``bn2`` (the low-level projection, where there is one),
+``last_conv``) equal the official ones. The backbone sits under ``backbone.``:
+torchvision's MobileNetV2 keys, the official ShuffleNet and DarkNet-19 keys
+(see :mod:`seg_ros.models.shufflenet`, :mod:`seg_ros.models.darknet`).
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seg_ros.models.blocks import DASPPBranch, ImagePooling, SeparableConv2d
+from seg_ros.models.darknet import DarkNet19Features
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
+from seg_ros.models.shufflenet import ShuffleNetV1Features
 
 DASPP_RATES = (1, 3, 6, 9)
 HEAD_CHANNELS = 96
@@ -29,10 +41,14 @@ HEAD_CHANNELS = 96
 class LiteSeg(nn.Module):
     """LiteSeg head on a backbone that returns ``(features, low_level_features)``.
 
+    The backbone declares ``out_channels`` and ``low_level_channels``. ``low_level_projection``: when given,
+    the low-level features pass through a separable 1×1 conv to that many channels → BN → ReLU (``conv2``,
+    ``bn2``) before the short residual. The decoder works at the resolution of the low-level features.
+
     ``forward(x)``: x (N, 3, H, W) normalised RGB → logits (N, num_classes, H, W).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int):
+    def __init__(self, backbone: nn.Module, num_classes: int, low_level_projection: int | None = None):
         super().__init__()
         cin = backbone.out_channels
         low = backbone.low_level_channels
@@ -41,6 +57,12 @@ class LiteSeg(nn.Module):
         self.global_avg_pool = ImagePooling(cin, HEAD_CHANNELS)
         self.conv1 = SeparableConv2d(cin + 5 * HEAD_CHANNELS, HEAD_CHANNELS, 1)
         self.bn1 = nn.BatchNorm2d(HEAD_CHANNELS)
+        self.conv2: SeparableConv2d | None = None
+        self.bn2: nn.BatchNorm2d | None = None
+        if low_level_projection is not None:
+            self.conv2 = SeparableConv2d(low, low_level_projection, 1)
+            self.bn2 = nn.BatchNorm2d(low_level_projection)
+            low = low_level_projection
         self.last_conv = nn.Sequential(
             SeparableConv2d(HEAD_CHANNELS + low, HEAD_CHANNELS, 3, padding=1),
             nn.BatchNorm2d(HEAD_CHANNELS),
@@ -62,6 +84,8 @@ class LiteSeg(nn.Module):
             dim=1,
         )
         y = F.relu(self.bn1(self.conv1(y)))
+        if self.conv2 is not None and self.bn2 is not None:
+            low = F.relu(self.bn2(self.conv2(low)))
         y = F.interpolate(y, size=low.shape[-2:], mode="bilinear", align_corners=True)
         y = self.last_conv(torch.cat((y, low), dim=1))
         return F.interpolate(y, size=size, mode="bilinear", align_corners=True)
@@ -84,3 +108,13 @@ def _init_head(model: LiteSeg) -> None:
 def liteseg_mobilenetv2(num_classes: int) -> LiteSeg:
     """LiteSeg-MobileNetV2: 3.10 M parameters at 19 classes."""
     return LiteSeg(MobileNetV2Features(output_stride=32), num_classes)
+
+
+def liteseg_shufflenet(num_classes: int) -> LiteSeg:
+    """LiteSeg-ShuffleNet (1×, 8 groups; decoder at stride 8): 1.97 M parameters at 19 classes."""
+    return LiteSeg(ShuffleNetV1Features(), num_classes, low_level_projection=48)
+
+
+def liteseg_darknet19(num_classes: int) -> LiteSeg:
+    """LiteSeg-DarkNet19 (output stride 16, decoder at stride 4): 20.55 M parameters at 19 classes."""
+    return LiteSeg(DarkNet19Features(), num_classes, low_level_projection=32)

@@ -3,6 +3,9 @@
 Keys follow ``torchvision.models.mobilenet_v2`` (``features.0.0.weight`` …
 ``features.18.1.running_var``) without the ImageNet classifier, so torchvision's
 ImageNet checkpoint loads key for key (see :mod:`seg_ros.pretrained`).
+``last_conv=False`` leaves out the final 1×1 conv to 1280 channels
+(``features.18``) and returns the 320-channel "second last feature map" that
+the MobileNetV2 paper (Sec. 6.3) puts DeepLabv3 on.
 """
 
 from __future__ import annotations
@@ -52,18 +55,20 @@ class MobileNetV2Features(nn.Module):
     """MobileNetV2 ``features`` (19 stages, 1280 output channels).
 
     ``forward(x)`` with x (N, 3, H, W) returns ``(out, low)``: ``out`` (N, 1280, ⌈H/os⌉, ⌈W/os⌉)
-    and ``low`` (N, 24, ⌈H/4⌉, ⌈W/4⌉), the output of ``features[3]``.
+    (320 channels with ``last_conv=False``) and ``low`` (N, 24, ⌈H/4⌉, ⌈W/4⌉), the output of ``features[3]``.
     ``output_stride`` 32 (the classification network), 16 or 8; strides beyond it become dilation.
     """
 
     low_level_channels = 24
-    out_channels = LAST_CHANNELS
 
-    def __init__(self, output_stride: int = 32):
+    def __init__(self, output_stride: int = 32, last_conv: bool = True):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"MobileNetV2 output_stride must be 8, 16 or 32, not {output_stride}.")
         self.output_stride = output_stride
+        self.out_channels = LAST_CHANNELS if last_conv else _SETTINGS[-1][1]
+        self.pretrained_unused: tuple[str, ...] = () if last_conv else ("features.18.",)
+        """Prefixes of the ImageNet weights this backbone leaves out (see seg_ros.pretrained.init_backbone)."""
         stride_so_far, dilation = 2, 1
         layers: list[nn.Module] = [ConvBNReLU6(3, 32, stride=2)]
         cin = 32
@@ -78,7 +83,8 @@ class MobileNetV2Features(nn.Module):
                     stride_so_far *= stride
                 layers.append(InvertedResidual(cin, c, stride, t, dilation=block_dilation))
                 cin = c
-        layers.append(ConvBNReLU6(cin, LAST_CHANNELS, kernel=1))
+        if last_conv:
+            layers.append(ConvBNReLU6(cin, LAST_CHANNELS, kernel=1))
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from seg_ros.errors import ConfigError
-from seg_ros.models.liteseg import liteseg_mobilenetv2
+from seg_ros.models import deeplab
+from seg_ros.models.liteseg import liteseg_darknet19, liteseg_mobilenetv2, liteseg_shufflenet
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class ModelSpec:
     description: str
     pretrained_backbone: str | None = None
     """Name of the ImageNet weights that initialise its backbone (see seg_ros.pretrained), if any."""
+    backbone: str = ""
+    """Backbone network, for listings (e.g. ``ResNet-50``)."""
+    output_stride: str = ""
+    """Output stride of the backbone features the head works on, for listings (e.g. ``16 (or 8)``)."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -56,7 +61,7 @@ def build(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise ConfigError(f"num_classes must be a positive integer, not {num_classes!r}.")
     try:
         return spec.builder(num_classes=num_classes, **kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"model {name!r} does not accept the arguments {sorted(kwargs)} ({e}).") from e
 
 
@@ -65,4 +70,61 @@ register(ModelSpec(
     builder=liteseg_mobilenetv2,
     description="LiteSeg, MobileNetV2 backbone at output stride 32, DASPP 96 ch (3.10 M params @19 classes)",
     pretrained_backbone="mobilenet_v2_imagenet",
+    backbone="MobileNetV2",
+    output_stride="32",
+))
+register(ModelSpec(
+    name="liteseg_shufflenet",
+    builder=liteseg_shufflenet,
+    description="LiteSeg, ShuffleNet v1 (8 groups) at output stride 32, low-level 384→48, decoder at stride 8",
+    backbone="ShuffleNet v1 1g8",
+    output_stride="32",
+))
+register(ModelSpec(
+    name="liteseg_darknet19",
+    builder=liteseg_darknet19,
+    description="LiteSeg, DarkNet-19 at output stride 16 (dilation 2 in the last block), low-level 128→32",
+    backbone="DarkNet-19",
+    output_stride="16",
+))
+register(ModelSpec(
+    name="deeplabv1_vgg16_largefov",
+    builder=deeplab.deeplabv1_vgg16_largefov,
+    description="DeepLab v1 LargeFOV, VGG16 at output stride 8, fc6 3×3 dilation 12 (1024 ch), fc7 1×1 1024",
+    backbone="VGG16",
+    output_stride="8",
+))
+_OS = "output_stride=16 (ASPP 6/12/18) or 8 (12/24/36)"
+for _depth in (50, 101):
+    register(ModelSpec(
+        name=f"deeplabv3_resnet{_depth}",
+        builder=getattr(deeplab, f"deeplabv3_resnet{_depth}"),
+        description=f"DeepLab v3, ResNet-{_depth}, {_OS}, image pooling, 256 ch; se=true adds SE blocks; "
+                    "torchvision keys",
+        backbone=f"ResNet-{_depth}",
+        output_stride="16 (or 8)",
+    ))
+    register(ModelSpec(
+        name=f"deeplabv3plus_resnet{_depth}",
+        builder=getattr(deeplab, f"deeplabv3plus_resnet{_depth}"),
+        description=f"DeepLab v3+, ResNet-{_depth}, {_OS}, decoder with 48-ch low-level projection; "
+                    "se=true adds SE blocks",
+        backbone=f"ResNet-{_depth}",
+        output_stride="16 (or 8)",
+    ))
+register(ModelSpec(
+    name="deeplabv3_mobilenetv2",
+    builder=deeplab.deeplabv3_mobilenetv2,
+    description=f"DeepLab v3 on MobileNetV2's 320-ch features, {_OS}",
+    pretrained_backbone="mobilenet_v2_imagenet",
+    backbone="MobileNetV2",
+    output_stride="16 (or 8)",
+))
+register(ModelSpec(
+    name="deeplabv3plus_mobilenetv2",
+    builder=deeplab.deeplabv3plus_mobilenetv2,
+    description=f"DeepLab v3+ on MobileNetV2's 320-ch features, {_OS}, decoder with 48-ch low-level projection",
+    pretrained_backbone="mobilenet_v2_imagenet",
+    backbone="MobileNetV2",
+    output_stride="16 (or 8)",
 ))

@@ -1,0 +1,135 @@
+"""Parameter and multiply-accumulate counts of registered architectures.
+
+MACs are counted with PyTorch's own ``torch.utils.flop_counter.FlopCounterMode``
+(convolutions and matrix products; FLOPs / 2) on the ``meta`` device, so no
+weights are allocated and nothing is computed. That still takes about a second
+per architecture, so results are cached in memory and in a small JSON file
+(``$SEG_ROS_CACHE_DIR``, else ``$XDG_CACHE_HOME/seg_ros``, else
+``~/.cache/seg_ros``) keyed by a fingerprint of the model source code and the
+torch version; a cache that cannot be read or written is simply ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from seg_ros.models.registry import build
+
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((360, 640), (512, 1024))
+"""Input sizes (height, width) at which ``seg-ros models --details`` reports MACs."""
+CACHE_FILE = "complexity.json"
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """Size and cost of one architecture: ``params`` (count), ``macs`` ({(H, W): multiply-accumulates})."""
+
+    architecture: str
+    num_classes: int
+    params: int
+    macs: dict[tuple[int, int], int]
+
+    def gmacs(self, size: tuple[int, int]) -> float:
+        """Giga-MACs for one (H, W) image."""
+        return self.macs[tuple(size)] / 1e9
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (weights and biases; BN running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, size: tuple[int, int]) -> int:
+    """Multiply-accumulates of one forward pass of a (1, 3, H, W) input (``model`` in eval mode).
+
+    The model may live on the ``meta`` device; the input is created on the device of its first parameter.
+    """
+    device = next(model.parameters()).device
+    x = torch.empty(1, 3, *size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def measure(name: str, num_classes: int = 19, sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+            **kwargs: Any) -> Complexity:
+    """Build ``name`` on the meta device and count its parameters and MACs (no caching)."""
+    with torch.device("meta"):
+        model = build(name, num_classes, **kwargs).eval()
+    return Complexity(name, num_classes, count_parameters(model), {tuple(s): count_macs(model, s) for s in sizes})
+
+
+@functools.cache
+def _fingerprint() -> str:
+    h = hashlib.sha256(torch.__version__.encode())
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_path() -> Path:
+    """Where measured complexities are kept between runs."""
+    root = os.environ.get("SEG_ROS_CACHE_DIR")
+    if root:
+        return Path(root) / CACHE_FILE
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "seg_ros" / CACHE_FILE
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data["entries"] if data.get("fingerprint") == _fingerprint() else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_cache(path: Path, entries: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"fingerprint": _fingerprint(), "entries": entries}, f, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+@functools.cache
+def _cached(name: str, num_classes: int, sizes: tuple[tuple[int, int], ...], kwargs_json: str) -> Complexity:
+    key = json.dumps([name, num_classes, sizes, kwargs_json])
+    path = cache_path()
+    entries = _read_cache(path)
+    hit = entries.get(key)
+    if isinstance(hit, dict) and isinstance(hit.get("params"), int) and isinstance(hit.get("macs"), list):
+        macs = {tuple(s): int(m) for s, m in zip(sizes, hit["macs"])}
+        if len(macs) == len(sizes):
+            return Complexity(name, num_classes, hit["params"], macs)
+    c = measure(name, num_classes, sizes, **json.loads(kwargs_json))
+    entries = _read_cache(path)  # another process may have added entries meanwhile
+    entries[key] = {"params": c.params, "macs": [c.macs[s] for s in sizes]}
+    _write_cache(path, entries)
+    return c
+
+
+def complexity(name: str, num_classes: int = 19, sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+               **kwargs: Any) -> Complexity:
+    """Parameters and MACs of registered architecture ``name`` built with ``num_classes`` and ``kwargs`` (cached)."""
+    return _cached(name, num_classes, tuple((int(h), int(w)) for h, w in sizes), json.dumps(kwargs, sort_keys=True))
+
+
+def clear_memory_cache() -> None:
+    """Forget the complexities memoised in this process (the cache file stays)."""
+    _cached.cache_clear()

@@ -72,7 +72,8 @@ class NodeStats:
         clock: monotonic seconds.
     """
 
-    COUNTERS = ("received", "processed", "dropped", "bad_frames", "errors", "params_rejected", "reloads")
+    COUNTERS = ("received", "processed", "dropped", "bad_frames", "errors", "params_rejected", "reloads",
+                "qos_incompatible")
 
     def __init__(self, window_s: float = 10.0, max_frames: int = 1000,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -92,6 +92,7 @@ class SegmentationEngine:
         self._clock = clock
         self._throttle = Throttle(throttle_s)
         self._camera_info: Any = None
+        self._computed = ""
         self._apply_lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg_ros-loader")
         self.stats = NodeStats()
@@ -209,6 +210,7 @@ class SegmentationEngine:
         wanted = {"labels"} | {o for o in ("color", "overlay", "confidence")
                                if vals[f"publish.{o}"] and self._subscribers(o) > 0}
         result = seg.segment(rgb, wanted)
+        self._computed = ",".join(o for o in OUTPUTS if o in wanted)
         t2 = self._clock()
         header = msg.header
         cls = self._image_cls
@@ -254,7 +256,7 @@ class SegmentationEngine:
         self.stats.set_count("received", c.submitted)
         self.stats.set_count("processed", c.processed)
         self.stats.set_count("dropped", c.dropped)
-        return self.stats.summary(extra=extra)
+        return self.stats.summary(extra={"outputs": self._computed or "none yet", **(extra or {})})
 
 
 def _interval(max_rate_hz: float) -> float:

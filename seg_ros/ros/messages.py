@@ -87,7 +87,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     px = rows.reshape(h, w, channels)
     if enc == "rgb8":
-        return np.ascontiguousarray(px)
+        return np.array(px)  # a copy: message buffers may be read-only or reused by the middleware
     if enc == "bgr8":
         return cv2.cvtColor(px, cv2.COLOR_BGR2RGB)
     if enc == "rgba8":

@@ -256,6 +256,28 @@ class _DiagTypes:
     KeyValue = KeyValue
 
 
+def message_kit() -> Any:
+    """rclpy's message classes and (de)serialisers for ``seg-ros bench --node`` (rclpy is imported only here)."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import RegionOfInterest
+
+    from seg_ros.ros.nodebench import MessageKit
+
+    def header() -> Header:
+        h = Header(frame_id="camera")
+        h.stamp.sec, h.stamp.nanosec = 1, 2
+        return h
+
+    def camera_info() -> CameraInfo:
+        return CameraInfo(header=header(), height=720, width=1280, distortion_model="plumb_bob", d=[0.0] * 5,
+                          k=[900.0, 0.0, 640.0, 0.0, 900.0, 360.0, 0.0, 0.0, 1.0],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[900.0, 0.0, 640.0, 0.0, 0.0, 900.0, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                          roi=RegionOfInterest())
+
+    return MessageKit("rclpy", Image, camera_info, header, serialize_message, deserialize_message)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run seg_ros segmentation_node`` and ``python -m seg_ros.ros.node``.
 

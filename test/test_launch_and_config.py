@@ -122,8 +122,8 @@ def _load_function(name: str, func: str):
     (fn,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == func]
     ns: dict = {}
     consts = [n for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)]
-    exec(compile(ast.Module(body=[ast.Import(names=[ast.alias("os"), ast.alias("tempfile")]), *consts, fn],
-                            type_ignores=[]), name, "exec"), ns)
+    module = ast.Module(body=[*ast.parse("import os\nimport tempfile").body, *consts, fn], type_ignores=[])
+    exec(compile(ast.fix_missing_locations(module), name, "exec"), ns)
     return ns[func]
 
 

@@ -285,7 +285,7 @@ def main(args: list[str] | None = None) -> int:
     model are unusable.
     """
     rclpy.init(args=args)
-    node = None
+    node = executor = None
     rc = 0
     try:
         node = SegmentationNode()
@@ -303,6 +303,9 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.close()
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)  # let its threads leave rcl before the interpreter ends
+        if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return rc

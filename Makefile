@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+ROS_STAMP := $(VENV)/.ros-test-stamp
 
 .PHONY: demo test lint bench clean
 
@@ -18,7 +19,12 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(BIN)/seg-ros demo --out demo_out
 
-test: $(STAMP)
+# ROS 2 Kilted wheels (rclpy, Fast DDS, messages) for the node's real-process tests; test environment only.
+$(ROS_STAMP): $(STAMP) requirements-ros-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-ros-test.txt
+	touch $@
+
+test: $(STAMP) $(ROS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -26,4 +32,4 @@ bench: $(STAMP)
 	$(BIN)/seg-ros bench --json bench.json
 
 clean:
-	rm -rf $(VENV) demo_out bench.json build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo_out bench.json soak.json build *.egg-info .pytest_cache .ruff_cache

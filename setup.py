@@ -47,6 +47,7 @@ setup(
     entry_points={
         "console_scripts": [
             "seg-ros = seg_ros.cli:main",
+            "segmentation_node = seg_ros.ros.node:main",
         ],
     },
 )

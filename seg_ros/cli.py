@@ -1,7 +1,7 @@
 """The ``seg-ros`` command.
 
 Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``bag-from-dataset``,
-``evaluate``, ``import-checkpoint``, ``demo``. A user
+``evaluate``, ``import-checkpoint``, ``soak``, ``demo``. A user
 error (bad path, bad setting, unreadable input) prints one sentence to stderr
 and exits with status 2, leaving no half-written output.
 """
@@ -170,6 +170,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
     from seg_ros.bench import format_table, run_bench, write_report
 
+    if args.node:
+        from seg_ros.ros.nodebench import format_node_table, run_node_bench
+
+        report = run_node_bench(args.model, args.resolution or [(360, 640)], args.device or ["cpu"], args.frames,
+                                args.warmup)
+        print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
+        print(format_node_table(report))
+        print(f"wrote {write_report(report, args.json)}")
+        return
     if args.bag or args.evaluate:
         _bench_bags(args)
         return
@@ -284,6 +293,21 @@ def _bench_bags(args: argparse.Namespace) -> None:
     print(f"wrote {write_report(report, args.json)}")
 
 
+def _cmd_soak(args: argparse.Namespace) -> None:
+    from seg_ros.pipeline import format_resolution
+    from seg_ros.ros.soak import format_report, run_soak, write_report
+
+    res = format_resolution(args.size)
+    report = run_soak(args.frames, model=args.model, size=args.size, resolutions=(res, "64x96"),
+                      interval_s=args.interval_ms / 1000.0, change_every=args.change_every, device=args.device,
+                      progress=lambda i, r: print(f"frame {i}: {r.processed} processed, {r.dropped} dropped, "
+                                                  f"rss {r.rss_samples_mb[-1][1]:.1f} MB", flush=True))
+    print(format_report(report))
+    print(f"wrote {write_report(report, args.json)}")
+    if not report.ok:
+        raise SegRosError(f"soak found {len(report.problems)} problem(s); see {args.json}.")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from seg_ros.demo import run_demo
 
@@ -355,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bag-frames", type=int, default=500, help="frames in the --bag benchmark bag (default: 500)")
     p.add_argument("--evaluate", action="store_true",
                    help="instead: seg-ros evaluate's own overhead on a synthetic drive of --frames frames")
+    p.add_argument("--node", action="store_true",
+                   help="ROS node overhead instead: message decoding and building vs the pipeline (default device cpu)")
     p.set_defaults(func=_cmd_bench)
 
     from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
@@ -445,6 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-miou", type=float, default=None, help="published validation mIoU, for the provenance")
     p.add_argument("--half", action="store_true", help="store fp16 weights (default fp32, bit-exact)")
     p.set_defaults(func=_cmd_import_checkpoint)
+
+    p = sub.add_parser("soak", help="soak the node's ROS-free core: frames faster than the pipeline, live changes")
+    p.add_argument("--frames", type=int, default=20000)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--size", type=_resolution, default=(96, 128), help="frame size HxW (default: 96x128)")
+    p.add_argument("--interval-ms", type=float, default=4.0, help="time between submitted frames (default: 4)")
+    p.add_argument("--change-every", type=int, default=40, help="frames between parameter changes (default: 40)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default="soak.json", help="where to write the JSON report")
+    p.set_defaults(func=_cmd_soak)
 
     p = sub.add_parser("demo", help="write a synthetic drive to a bag, evaluate it with the shipped model")
     p.add_argument("--out", default="demo_out")

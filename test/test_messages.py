@@ -1,19 +1,26 @@
 """Image message conversion against the real ROS 2 message definitions (rosbags typestore), CDR round trips."""
 
 import array
+import json
 
 import cv2
 import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
+from seg_ros.labels import CAMVID
 from seg_ros.ros.messages import (
     SUPPORTED_ENCODINGS,
     MessageError,
     array_to_image_fields,
     compressed_to_rgb,
+    confidence_image,
+    encode_rgb,
+    image_message,
     image_to_array,
     image_to_rgb,
+    label_info_json,
+    label_info_message,
 )
 from seg_ros.synthetic import generate_scene
 
@@ -183,3 +190,74 @@ def test_array_to_image_rejects_what_it_cannot_send():
     with pytest.raises(MessageError, match="not a label, colour or confidence encoding"):
         image_to_array(Image(header=HEADER, height=1, width=1, encoding="bgr8", is_bigendian=0, step=3,
                              data=np.zeros(3, np.uint8)))
+
+
+@pytest.mark.parametrize("enc", SUPPORTED_ENCODINGS)
+def test_encode_rgb_round_trips_through_the_real_definition(rgb, enc):
+    f = encode_rgb(rgb, enc)
+    msg = _image(f.height, f.width, f.encoding, f.data.tobytes(), f.step)
+    out = image_to_rgb(msg)
+    if enc in ("rgb8", "bgr8", "rgba8", "bgra8"):
+        assert (out == rgb).all()
+    elif enc in ("mono8", "8UC1", "mono16", "16UC1"):
+        assert (out[..., 0] == cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).all()
+    else:  # chroma subsampling / demosaicing: the same picture, a little softer
+        assert np.abs(out.astype(int) - rgb.astype(int)).mean() < 12, enc
+
+
+def test_encode_rgb_refuses_what_it_cannot_encode(rgb):
+    with pytest.raises(MessageError, match="not supported"):
+        encode_rgb(rgb, "hsv8")
+    with pytest.raises(MessageError, match="even width"):
+        encode_rgb(rgb[:, :63], "yuv422")
+    with pytest.raises(MessageError, match=r"\(H, W, 3\) uint8"):
+        encode_rgb(rgb[..., 0], "rgb8")
+
+
+def test_image_message_builds_rosbags_and_rclpy_style_messages(rgb):
+    msg = image_message(Image, HEADER, rgb)
+    back = _round_trip(msg)
+    assert back.header.frame_id == "camera" and back.encoding == "rgb8" and (image_to_array(back) == rgb).all()
+    assert isinstance(msg.data, np.ndarray)
+
+    class RclpyLikeImage:  # rclpy stores uint8[] as array.array('B')
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    m = image_message(RclpyLikeImage, HEADER, rgb[..., 0].copy())
+    assert isinstance(m.data, array.array) and m.data.typecode == "B" and m.encoding == "mono8"
+    assert bytes(m.data) == rgb[..., 0].tobytes()
+
+
+def test_confidence_image_encodings():
+    conf = np.array([[1 / 11, 0.5], [0.998, 1.0]], np.float32)
+    assert confidence_image(conf, "mono8").tolist() == [[23, 128], [254, 255]]
+    assert confidence_image(conf, "32FC1").dtype == np.float32
+    with pytest.raises(MessageError, match="mono8 or 32FC1"):
+        confidence_image(conf, "16UC1")
+
+
+# vision_msgs has no wheel and is not in the rosbags store: register its two definitions.
+LABEL_INFO_MSG = "std_msgs/Header header\nVisionClass[] class_map\nfloat32 threshold\n"
+VISION_CLASS_MSG = "uint16 class_id\nstring class_name\n"
+
+
+def test_label_info_on_the_vision_msgs_definition():
+    from rosbags.typesys import get_types_from_msg
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    types = get_types_from_msg(VISION_CLASS_MSG, "vision_msgs/msg/VisionClass")
+    types.update(get_types_from_msg(LABEL_INFO_MSG, "vision_msgs/msg/LabelInfo"))
+    ts.register(types)
+    LabelInfo, VisionClass = ts.types["vision_msgs/msg/LabelInfo"], ts.types["vision_msgs/msg/VisionClass"]
+    msg = label_info_message(LabelInfo, VisionClass, HEADER, CAMVID)
+    back = ts.deserialize_cdr(ts.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__)
+    assert [(c.class_id, c.class_name) for c in back.class_map] == list(enumerate(CAMVID.names))
+    assert back.header.frame_id == "camera" and back.threshold == 0.0
+
+
+def test_label_info_json_fallback():
+    d = json.loads(label_info_json(CAMVID))
+    assert d["label_set"] == CAMVID.name and d["ignore_id"] == CAMVID.ignore_id
+    assert [(c["id"], c["name"], tuple(c["color"])) for c in d["classes"]] == [
+        (i, n, tuple(c)) for i, (n, c) in enumerate(zip(CAMVID.names, CAMVID.colors))]

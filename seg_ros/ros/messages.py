@@ -11,6 +11,8 @@ problem (the node logs it, counts it and drops the frame).
 
 from __future__ import annotations
 
+import array
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,10 @@ _YUV = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
 
 
+def _unsupported(encoding: str) -> MessageError:
+    return MessageError(f"image encoding {encoding!r} is not supported; use one of {', '.join(SUPPORTED_ENCODINGS)}.")
+
+
 def as_bytes(data: Any) -> np.ndarray:
     """A message's ``data`` (bytes, bytearray, array.array, memoryview, list or ndarray) as a 1-D uint8 array.
 
@@ -64,7 +70,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         raise MessageError(f"image is empty ({w}x{h}).")
     layout = _LAYOUT.get(enc)
     if layout is None:
-        raise MessageError(f"image encoding {enc!r} is not supported; use one of {', '.join(SUPPORTED_ENCODINGS)}.")
+        raise _unsupported(enc)
     channels, depth = layout
     row = w * channels * depth
     if step < row:
@@ -81,7 +87,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     px = rows.reshape(h, w, channels)
     if enc == "rgb8":
-        return np.ascontiguousarray(px)
+        return np.array(px)  # a copy: message buffers may be read-only or reused by the middleware
     if enc == "bgr8":
         return cv2.cvtColor(px, cv2.COLOR_BGR2RGB)
     if enc == "rgba8":
@@ -168,3 +174,114 @@ def image_to_array(msg: Any) -> np.ndarray:
     rows = np.ascontiguousarray(buf[: step * h].reshape(h, step)[:, :row])
     out = rows.view(dtype).reshape((h, w, channels) if channels > 1 else (h, w))
     return out.astype(dtype.newbyteorder("="), copy=False)
+
+
+def encode_rgb(rgb: np.ndarray, encoding: str) -> ImageFields:
+    """Encode an (H, W, 3) uint8 RGB frame in any of :data:`SUPPORTED_ENCODINGS` (the inverse of ``image_to_rgb``).
+
+    Grey encodings take the luma; ``mono16`` puts it in the high byte (little-endian); YUV 4:2:2 averages the
+    chroma of each pixel pair (needs an even width); Bayer keeps the one colour of each pixel's filter.
+    For cameras simulated in tests, the benchmark and dataset-to-bag tools.
+    """
+    _check_rgb(rgb)
+    if encoding not in _LAYOUT:
+        raise _unsupported(encoding)
+    h, w = rgb.shape[:2]
+    if encoding == "rgb8":
+        px = rgb
+    elif encoding == "bgr8":
+        px = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    elif encoding == "rgba8":
+        px = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+    elif encoding == "bgra8":
+        px = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+    elif encoding in ("mono8", "8UC1"):
+        px = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    elif encoding in ("mono16", "16UC1"):
+        px = (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype("<u2") * 257).view(np.uint8).reshape(h, w * 2)
+    elif encoding in _YUV:
+        if w % 2:
+            raise MessageError(f"image encoding {encoding} needs an even width, not {w}.")
+        yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV).astype(np.uint16)
+        y = yuv[..., 0].astype(np.uint8)
+        u = ((yuv[:, 0::2, 1] + yuv[:, 1::2, 1] + 1) // 2).astype(np.uint8)
+        v = ((yuv[:, 0::2, 2] + yuv[:, 1::2, 2] + 1) // 2).astype(np.uint8)
+        px = np.empty((h, w * 2), np.uint8)
+        if encoding in ("yuv422", "uyvy"):
+            px[:, 0::4], px[:, 1::4], px[:, 2::4], px[:, 3::4] = u, y[:, 0::2], v, y[:, 1::2]
+        else:
+            px[:, 0::4], px[:, 1::4], px[:, 2::4], px[:, 3::4] = y[:, 0::2], u, y[:, 1::2], v
+    else:  # Bayer: the 2×2 pattern named by the encoding, starting at pixel (0, 0)
+        pattern = encoding[len("bayer_"):-1]
+        px = np.empty((h, w), np.uint8)
+        for k, ch in enumerate(pattern):
+            dy, dx = divmod(k, 2)
+            px[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(ch)]
+    data = np.ascontiguousarray(px).reshape(-1)
+    return ImageFields(height=h, width=w, encoding=encoding, is_bigendian=0, step=data.size // h, data=data)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise MessageError(f"expected an (H, W, 3) uint8 RGB array, not {getattr(rgb, 'shape', type(rgb))}.")
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise MessageError(f"cannot encode an empty image ({rgb.shape[1]}x{rgb.shape[0]}).")
+
+
+def uint8_sequence(msg_cls: type, data: np.ndarray) -> Any:
+    """``data`` (1-D uint8) in the container ``msg_cls``'s ``uint8[]`` field takes, copied once.
+
+    rclpy message classes store ``uint8[]`` as ``array.array('B')`` (anything else is converted element by
+    element); ``rosbags`` classes (they have ``__msgtype__``) take a numpy array.
+    """
+    if hasattr(msg_cls, "__msgtype__"):
+        return np.array(data, dtype=np.uint8, copy=True).reshape(-1)
+    out = array.array("B")
+    out.frombytes(memoryview(np.ascontiguousarray(data, dtype=np.uint8)).cast("B"))
+    return out
+
+
+def image_message(msg_cls: type, header: Any, image: np.ndarray | ImageFields, encoding: str | None = None) -> Any:
+    """A sensor_msgs/Image of class ``msg_cls`` (rclpy or rosbags) with ``header`` and the pixels of ``image``.
+
+    ``image``: an array for :func:`array_to_image_fields` ((H, W) uint8 → mono8, (H, W, 3) uint8 → rgb8,
+    (H, W) float32 → 32FC1) or ready :class:`ImageFields`.
+    """
+    f = image if isinstance(image, ImageFields) else array_to_image_fields(image, encoding)
+    return msg_cls(header=header, height=f.height, width=f.width, encoding=f.encoding,
+                   is_bigendian=f.is_bigendian, step=f.step, data=uint8_sequence(msg_cls, f.data))
+
+
+def confidence_image(confidence: np.ndarray, encoding: str) -> np.ndarray:
+    """(H, W) float32 confidence in [0, 1] as sent on ``~/confidence``: ``mono8`` → round(255·c) uint8,
+    ``32FC1`` → the float32 values themselves."""
+    if encoding == "32FC1":
+        return np.ascontiguousarray(confidence, dtype=np.float32)
+    if encoding == "mono8":
+        return cv2.convertScaleAbs(confidence, alpha=255.0)  # saturating, rounds to nearest
+    raise MessageError(f"confidence encoding must be mono8 or 32FC1, not {encoding!r}.")
+
+
+def label_info_dict(label_set: Any) -> dict[str, Any]:
+    """The class map of a :class:`seg_ros.labels.LabelSet` as JSON-ready data (ids, names, RGB colours)."""
+    return {
+        "label_set": label_set.name,
+        "classes": [{"id": i, "name": n, "color": list(c)} for i, (n, c) in enumerate(zip(label_set.names,
+                                                                                           label_set.colors))],
+        "ignore_id": label_set.ignore_id,
+    }
+
+
+def label_info_json(label_set: Any) -> str:
+    """:func:`label_info_dict` as compact JSON (the ``~/label_info_json`` fallback without vision_msgs)."""
+    return json.dumps(label_info_dict(label_set), separators=(",", ":"))
+
+
+def label_info_message(label_info_cls: type, vision_class_cls: type, header: Any, label_set: Any,
+                       threshold: float = 0.0) -> Any:
+    """A vision_msgs/LabelInfo (``header``, ``class_map`` of VisionClass(class_id, class_name), ``threshold``).
+
+    The ignore id is not listed: it is never predicted.
+    """
+    classes = [vision_class_cls(class_id=i, class_name=n) for i, n in enumerate(label_set.names)]
+    return label_info_cls(header=header, class_map=classes, threshold=float(threshold))

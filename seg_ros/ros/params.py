@@ -190,3 +190,24 @@ def segmenter_kwargs(values: dict[str, Any]) -> dict[str, Any]:
 def reload_params() -> frozenset[str]:
     """Names of the parameters whose change rebuilds the pipeline."""
     return frozenset(p.name for p in PARAMS if p.reload)
+
+
+def markdown_table() -> str:
+    """The README's parameter table, generated from :data:`PARAMS` (``python -m seg_ros.ros.params``)."""
+    lines = ["| parameter | type | default | values | at runtime | description |", "|---|---|---|---|---|---|"]
+    for p in PARAMS:
+        default = f"`{p.default!r}`" if isinstance(p.default, str) else f"`{str(p.default).lower()}`" \
+            if isinstance(p.default, bool) else f"`{p.default}`"
+        if p.choices:
+            values = " / ".join(f"`{c}`" for c in p.choices)
+        elif p.range is not None:
+            values = f"{p.range[0]:g} … {p.range[1]:g}"
+        else:
+            values = ""
+        runtime = "read-only" if p.read_only else "rebuilds the pipeline" if p.reload else "next frame"
+        lines.append(f"| `{p.name}` | {p.type.__name__} | {default} | {values} | {runtime} | {p.description} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

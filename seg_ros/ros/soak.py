@@ -1,0 +1,229 @@
+"""Soak test of the node's ROS-free core: many frames, faster than the pipeline, parameters changing all along.
+
+:func:`run_soak` drives a :class:`~seg_ros.ros.engine.SegmentationEngine` the
+way the node does, with the real ROS 2 message definitions from ``rosbags``:
+frames in several encodings (and now and then a bad one) are submitted at a
+fixed pace faster than the pipeline runs, while every ``change_every`` frames a
+parameter changes (cheap ones, a pipeline rebuild, a rejected value) and
+subscribers to the lazy outputs come and go. It checks that every frame was
+processed, dropped or counted as bad, that no exception escaped, that each
+output carries the header of the frame it came from, and samples the resident
+memory. ``seg-ros soak`` runs it from the command line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import resource
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+from seg_ros.modelfile import DEFAULT_MODEL
+from seg_ros.ros.engine import SegmentationEngine
+from seg_ros.ros.messages import encode_rgb
+from seg_ros.synthetic import generate_scene
+
+ENCODINGS = ("rgb8", "bgr8", "bgra8", "mono8", "yuv422", "yuv422_yuy2", "bayer_rggb8", "mono16")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class SoakReport:
+    """What a soak run saw; ``ok`` when every check passed (``problems`` lists the failed ones)."""
+
+    frames: int
+    seconds: float
+    submitted: int
+    processed: int
+    dropped: int
+    bad_frames: int
+    errors: int
+    published: dict[str, int]
+    param_changes: int
+    params_rejected: int
+    reloads: int
+    rss_mb_at_1000: float | None
+    rss_mb_end: float
+    rss_growth_pct: float | None
+    rss_samples_mb: list[tuple[int, float]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def run_soak(
+    frames: int = 3000,
+    *,
+    model: str | os.PathLike = DEFAULT_MODEL,
+    size: tuple[int, int] = (96, 128),
+    resolutions: tuple[str, str] = ("96x128", "64x96"),
+    interval_s: float = 0.004,
+    change_every: int = 40,
+    bad_every: int = 97,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: Callable[[int, SoakReport], None] | None = None,
+) -> SoakReport:
+    """Push ``frames`` frames of ``size`` through an engine every ``interval_s`` seconds; see the module docstring.
+
+    Every ``change_every`` frames one parameter change is applied (cycling through overlay_alpha,
+    confidence_encoding, publish.color, max_rate_hz, a rejected resolution and a pipeline rebuild
+    alternating between ``resolutions``); every ``bad_every``-th frame has an unknown encoding.
+    """
+    ts = get_typestore(Stores.ROS2_KILTED)
+    image_cls = ts.types["sensor_msgs/msg/Image"]
+    header_cls = ts.types["std_msgs/msg/Header"]
+    time_cls = ts.types["builtin_interfaces/msg/Time"]
+    rng = np.random.default_rng(seed)
+
+    # A pool of real frames in several encodings, each CDR round-tripped once like a received message.
+    pool = []
+    for i, enc in enumerate(ENCODINGS):
+        f = encode_rgb(generate_scene(seed + i, size).image, enc)
+        msg = image_cls(header=header_cls(stamp=time_cls(sec=0, nanosec=0), frame_id=""), height=f.height,
+                        width=f.width, encoding=f.encoding, is_bigendian=0, step=f.step, data=f.data.copy())
+        pool.append(ts.deserialize_cdr(ts.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__))
+
+    lock = threading.Lock()
+    published: dict[str, int] = {}
+    problems: list[str] = []
+    subscribed = {"color": 1, "overlay": 1, "confidence": 1, "camera_info": 0}
+
+    def publish(output: str, msg: Any) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        index = (key[0] - 1_000) * 1000 + key[1] // 1000  # the frame's number, from its stamp (see below)
+        with lock:
+            published[output] = published.get(output, 0) + 1
+            if (not 0 <= index < frames or msg.header.frame_id != f"camera_{index % 3}") and len(problems) < 20:
+                problems.append(f"{output} message has a header that no submitted frame had: {key}")
+            if (msg.height, msg.width) != size and len(problems) < 20:
+                problems.append(f"{output} message is {msg.width}x{msg.height}, not the input's size")
+
+    engine = SegmentationEngine(
+        {"model": str(model), "device": device, "resolution": resolutions[0]}, image_cls, publish,
+        subscribers=lambda output: subscribed[output], throttle_s=3600.0)
+    engine.start()
+    changes = itertools.cycle([
+        lambda: {"overlay_alpha": float(rng.uniform(0, 1))},
+        lambda: {"confidence_encoding": "32FC1" if engine.values["confidence_encoding"] == "mono8" else "mono8"},
+        lambda: {"publish.color": not engine.values["publish.color"]},
+        lambda: {"max_rate_hz": 0.0 if engine.values["max_rate_hz"] else 200.0},
+        lambda: {"resolution": "abc"},  # rejected: the running pipeline must be kept
+        lambda: {"resolution": resolutions[1] if engine.values["resolution"] == resolutions[0] else resolutions[0]},
+    ])
+    n_changes = n_bad = 0
+    rss_samples: list[tuple[int, float]] = []
+    report = None
+    t_start = time.monotonic()
+    next_t = t_start
+    try:
+        for i in range(frames):
+            base = pool[i % len(pool)]
+            frame_id = f"camera_{i % 3}"
+            stamp = time_cls(sec=1_000 + i // 1000, nanosec=(i % 1000) * 1000)
+            encoding = base.encoding
+            if bad_every and i % bad_every == bad_every - 1:
+                encoding, n_bad = "hsv8", n_bad + 1
+            msg = image_cls(header=header_cls(stamp=stamp, frame_id=frame_id), height=base.height,
+                            width=base.width, encoding=encoding, is_bigendian=0, step=base.step, data=base.data)
+            engine.submit(msg)
+            if change_every and i % change_every == change_every - 1:
+                engine.apply(next(changes)())
+                n_changes += 1
+                for k in subscribed:
+                    subscribed[k] = int(rng.integers(0, 2))
+            if i % 100 == 0 or i == 1000:
+                rss_samples.append((i, rss_bytes() / 2**20))
+                if progress is not None and i % 1000 == 0:
+                    progress(i, _report(engine, frames, t_start, published, n_changes, rss_samples, problems))
+            next_t += interval_s
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_t = time.monotonic()
+        if not engine.worker.wait_idle(120):
+            problems.append("the worker did not finish its last frame within 120 s")
+    finally:
+        engine.close()
+        rss_samples.append((frames, rss_bytes() / 2**20))
+        report = _report(engine, frames, t_start, published, n_changes, rss_samples, problems)
+    c = engine.worker.counts()
+    if c.submitted != frames:
+        problems.append(f"{c.submitted} frames submitted, expected {frames}")
+    if c.submitted != c.processed + c.failed + c.dropped:
+        problems.append(f"frames lost: submitted {c.submitted} != processed {c.processed} + failed {c.failed} "
+                        f"+ dropped {c.dropped}")
+    counts = engine.stats.counts()
+    if counts["errors"]:
+        problems.append(f"{counts['errors']} frames failed in the pipeline: {engine.summary().as_dict()['last error']}")
+    if counts["bad_frames"] != c.failed - counts["errors"] or counts["bad_frames"] > n_bad:
+        problems.append(f"{counts['bad_frames']} bad frames counted; {n_bad} were sent, {c.failed} failed")
+    if published.get("labels", 0) != c.processed:
+        problems.append(f"{published.get('labels', 0)} labels published for {c.processed} processed frames")
+    report.problems = problems
+    return report
+
+
+def _report(engine: SegmentationEngine, frames: int, t_start: float, published: dict[str, int], n_changes: int,
+            rss_samples: list[tuple[int, float]], problems: list[str]) -> SoakReport:
+    c = engine.worker.counts()
+    counts = engine.stats.counts()
+    at_1000 = next((mb for i, mb in rss_samples if i >= 1000), None)
+    end = rss_samples[-1][1] if rss_samples else rss_bytes() / 2**20
+    growth = 100.0 * (end - at_1000) / at_1000 if at_1000 else None
+    return SoakReport(
+        frames=frames, seconds=time.monotonic() - t_start, submitted=c.submitted, processed=c.processed,
+        dropped=c.dropped, bad_frames=counts["bad_frames"], errors=counts["errors"], published=dict(published),
+        param_changes=n_changes, params_rejected=counts["params_rejected"], reloads=counts["reloads"],
+        rss_mb_at_1000=at_1000, rss_mb_end=end, rss_growth_pct=growth, rss_samples_mb=list(rss_samples),
+        problems=list(problems))
+
+
+def format_report(r: SoakReport) -> str:
+    growth = f"{r.rss_growth_pct:+.2f}%" if r.rss_growth_pct is not None else "n/a (fewer than 1,000 frames)"
+    at = f"{r.rss_mb_at_1000:.1f} MB" if r.rss_mb_at_1000 is not None else "n/a"
+    lines = [
+        f"{r.frames} frames in {r.seconds:.1f} s: {r.processed} processed, {r.dropped} dropped (newest-frame only), "
+        f"{r.bad_frames} bad, {r.errors} errors",
+        f"{r.param_changes} parameter changes: {r.reloads} pipeline rebuilds, {r.params_rejected} rejected as expected",
+        "published: " + ", ".join(f"{k} {v}" for k, v in sorted(r.published.items())),
+        f"resident memory: {at} at frame 1,000, {r.rss_mb_end:.1f} MB at the end ({growth})",
+        "OK: every frame processed or counted, headers preserved, no exception" if r.ok
+        else "PROBLEMS:\n  " + "\n  ".join(r.problems),
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: SoakReport, path: str | os.PathLike) -> Path:
+    import json
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(report.as_dict(), indent=2))
+    os.replace(tmp, p)
+    return p

@@ -1,0 +1,15 @@
+"""Soak of the node's ROS-free core (bounded to about a minute on an idle 2-core machine)."""
+
+from seg_ros.ros.soak import format_report, run_soak
+
+
+def test_soak_every_frame_accounted_headers_kept_memory_flat(random_model_file):
+    r = run_soak(2500, model=random_model_file, size=(64, 96), resolutions=("64x96", "32x48"), interval_s=0.004,
+                 change_every=40, bad_every=97)
+    print(format_report(r))
+    assert r.ok, r.problems
+    assert r.submitted == 2500 == r.processed + r.dropped + r.bad_frames + r.errors
+    assert r.errors == 0 and r.processed >= 1 and r.dropped > 0
+    assert r.published["labels"] == r.processed
+    assert r.param_changes == 62 and r.params_rejected >= 10 and r.reloads >= 10
+    assert r.rss_growth_pct is not None and r.rss_growth_pct < 10.0

@@ -6,6 +6,8 @@ way (``D^-1/2 K D^-1/2`` with ``D = K·1``), so the two compute the same
 messages up to float rounding and hashing order. Where its speed comes from:
 
 * whole-tensor splat / blur / slice on the GPU (or on every CPU core);
+* the smoothness kernel's lattice depends only on the frame size and is built
+  once per size;
 * classes that no pixel gives a probability above :data:`PRUNE_PROB` are left
   out of the mean field (they can never win a pixel; their marginal is
   reported as 0), which on driving scenes typically halves C;
@@ -17,6 +19,7 @@ messages up to float rounding and hashing order. Where its speed comes from:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -29,25 +32,36 @@ PRUNE_PROB = 1e-5
 """Classes whose probability stays below this at every pixel are left out of the mean field."""
 
 
+def _grid(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1) x and y pixel coordinates of an (h, w) frame, row-major."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    return xs.reshape(-1, 1), ys.reshape(-1, 1)
+
+
+def _normalised(feats: torch.Tensor) -> tuple[Permutohedral, torch.Tensor]:
+    lat = Permutohedral(feats)
+    ones = torch.ones((feats.shape[0], 1), device=feats.device)
+    return lat, (lat.filter(ones) + 1e-20).rsqrt_()
+
+
+@functools.lru_cache(maxsize=4)
+def _smoothness(h: int, w: int, gamma: float, device: str) -> tuple[Permutohedral, torch.Tensor]:
+    """The smoothness kernel's lattice depends on the frame size only: built once per size (video)."""
+    xs, ys = _grid(h, w, torch.device(device))
+    return _normalised(torch.cat([xs / gamma, ys / gamma], dim=1))
+
+
 def _kernels(h: int, w: int, image: torch.Tensor, cfg: CRFConfig) -> list[tuple[float, Permutohedral, torch.Tensor]]:
     """(weight, lattice, (N, 1) normalisation D^-1/2) per kernel with a non-zero weight."""
     alpha, beta, gamma = cfg.widths(h, w)
-    dev = image.device
-    ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float32),
-                            torch.arange(w, device=dev, dtype=torch.float32), indexing="ij")
-    xs, ys = xs.reshape(-1, 1), ys.reshape(-1, 1)
-    out = []
-    if cfg.w2 > 0:
-        out.append((float(cfg.w2), torch.cat([xs / gamma, ys / gamma], dim=1)))
-    if cfg.w1 > 0:
-        rgb = image.reshape(-1, 3).float() / beta
-        out.append((float(cfg.w1), torch.cat([xs / alpha, ys / alpha, rgb], dim=1)))
     kernels = []
-    for weight, feats in out:
-        lat = Permutohedral(feats)
-        ones = torch.ones((feats.shape[0], 1), device=dev)
-        norm = (lat.filter(ones) + 1e-20).rsqrt_()
-        kernels.append((weight, lat, norm))
+    if cfg.w2 > 0:
+        kernels.append((float(cfg.w2), *_smoothness(h, w, float(gamma), str(image.device))))
+    if cfg.w1 > 0:
+        xs, ys = _grid(h, w, image.device)
+        rgb = image.reshape(-1, 3).float() / beta
+        kernels.append((float(cfg.w1), *_normalised(torch.cat([xs / alpha, ys / alpha, rgb], dim=1))))
     return kernels
 
 
@@ -97,7 +111,10 @@ def fast_crf(log_probs: torch.Tensor, image: torch.Tensor, cfg: CRFConfig,
         full = torch.zeros((n, c), device=q.device)
         full[:, keep] = q
         q = full
-    return q.t().reshape(c, h, w).contiguous()
+    out = q.t().reshape(c, h, w)
+    if active is not None:  # outside the region: the network's probabilities, exactly
+        out = torch.where(active[None], out, log_probs.float().exp())
+    return out.contiguous()
 
 
 def uncertain_region(confidence: torch.Tensor, threshold: float, band: int) -> torch.Tensor:

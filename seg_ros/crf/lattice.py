@@ -15,6 +15,7 @@ The lattice geometry follows the reference implementation inside the exact CRF
 (Krähenbühl's densecrf, which pydensecrf2 wraps): the same feature scaling,
 the same blur weights and the same slicing, so the two filter the same way.
 
+On the CPU, splatting and slicing are products with a sparse (CSR) matrix of the barycentric weights.
 Hashing is a sort: vertex coordinates are packed into one int64 key per
 vertex and ``torch.unique`` numbers the occupied vertices; neighbours along a
 lattice direction differ by a constant key offset and are found by binary
@@ -103,18 +104,19 @@ class Permutohedral:
                 step = step + d1 * strides[j]
             self.neighbours.append((_lookup(uniq, uniq + step, m), _lookup(uniq, uniq - step, m)))
         self.alpha = 1.0 / (1.0 + 2.0 ** (-d))
+        self._all: _Points | None = None
 
-    def part(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (weights, index) of the points ``rows`` (K,), for :meth:`splat` and :meth:`slice` on a subset."""
-        return self.weights[rows], self.index[rows]
+    def part(self, rows: torch.Tensor | None = None) -> _Points:
+        """The points ``rows`` (K,) (default: all N), for :meth:`splat` and :meth:`slice` on a subset."""
+        if rows is None:
+            if self._all is None:
+                self._all = _Points(self.weights, self.index, self.num_vertices + 1)
+            return self._all
+        return _Points(self.weights[rows], self.index[rows], self.num_vertices + 1)
 
-    def splat(self, values: torch.Tensor, part: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def splat(self, values: torch.Tensor, part: _Points | None = None) -> torch.Tensor:
         """(N, C) point values (or (K, C) for the points of ``part``) → (M + 1, C) lattice values; row M is 0."""
-        w, index = (self.weights, self.index) if part is None else part
-        out = torch.zeros((self.num_vertices + 1, values.shape[1]), dtype=values.dtype, device=values.device)
-        for r in range(self.d + 1):
-            out.index_add_(0, index[:, r], values * w[:, r:r + 1])
-        return out
+        return (part or self.part()).splat(values)
 
     def blur(self, lattice: torch.Tensor) -> torch.Tensor:
         """One [1/2, 1, 1/2] pass along every lattice direction; (M + 1, C) → (M + 1, C), row M stays 0."""
@@ -122,17 +124,52 @@ class Permutohedral:
             lattice = lattice + 0.5 * (lattice[n1] + lattice[n2])
         return lattice
 
-    def slice(self, lattice: torch.Tensor, part: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def slice(self, lattice: torch.Tensor, part: _Points | None = None) -> torch.Tensor:
         """(M + 1, C) lattice values → (N, C) (or (K, C) for the points of ``part``)."""
-        w, index = (self.weights, self.index) if part is None else part
-        out = lattice[index[:, 0]] * w[:, 0:1]
-        for r in range(1, self.d + 1):
-            out.addcmul_(lattice[index[:, r]], w[:, r:r + 1])
-        return out * self.alpha
+        return (part or self.part()).slice(lattice) * self.alpha
 
     def filter(self, values: torch.Tensor) -> torch.Tensor:
         """Gaussian filtering of (N, C) values: splat, blur, slice."""
         return self.slice(self.blur(self.splat(values)))
+
+
+class _Points:
+    """Splatting and slicing for a set of K points: their (K, d+1) barycentric weights and vertex numbers.
+
+    On the CPU both are sparse matrix products (CSR, built on first use; several times faster there than
+    scatter / gather); on CUDA, ``index_add_`` and gathers.
+    """
+
+    def __init__(self, weights: torch.Tensor, index: torch.Tensor, rows: int):
+        self.weights, self.index, self.rows = weights, index, rows
+        self._slice_mat: torch.Tensor | None = None
+        self._splat_mat: torch.Tensor | None = None
+
+    def _matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._slice_mat is None:
+            k, v = self.index.shape
+            crow = torch.arange(0, k * v + 1, v, device=self.index.device)
+            self._slice_mat = torch.sparse_csr_tensor(crow, self.index.reshape(-1), self.weights.reshape(-1),
+                                                      size=(k, self.rows), check_invariants=False)
+            self._splat_mat = self._slice_mat.t().to_sparse_csr()
+        return self._slice_mat, self._splat_mat  # type: ignore[return-value]
+
+    def splat(self, values: torch.Tensor) -> torch.Tensor:
+        if values.device.type == "cpu":
+            return self._matrices()[1] @ values
+        out = torch.zeros((self.rows, values.shape[1]), dtype=values.dtype, device=values.device)
+        for r in range(self.index.shape[1]):
+            out.index_add_(0, self.index[:, r], values * self.weights[:, r:r + 1])
+        return out
+
+    def slice(self, lattice: torch.Tensor) -> torch.Tensor:
+        if lattice.device.type == "cpu":
+            return self._matrices()[0] @ lattice
+        w, index = self.weights, self.index
+        out = lattice[index[:, 0]] * w[:, 0:1]
+        for r in range(1, index.shape[1]):
+            out.addcmul_(lattice[index[:, r]], w[:, r:r + 1])
+        return out
 
 
 def _lookup(sorted_keys: torch.Tensor, queries: torch.Tensor, missing: int) -> torch.Tensor:

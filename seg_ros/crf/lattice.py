@@ -27,6 +27,7 @@ filtering costs two scatters/gathers of N·(d+1) rows of C values and
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -149,8 +150,10 @@ class _Points:
         if self._slice_mat is None:
             k, v = self.index.shape
             crow = torch.arange(0, k * v + 1, v, device=self.index.device)
-            self._slice_mat = torch.sparse_csr_tensor(crow, self.index.reshape(-1), self.weights.reshape(-1),
-                                                      size=(k, self.rows), check_invariants=False)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are stable
+                warnings.simplefilter("ignore", UserWarning)
+                self._slice_mat = torch.sparse_csr_tensor(crow, self.index.reshape(-1), self.weights.reshape(-1),
+                                                          size=(k, self.rows), check_invariants=False)
             self._splat_mat = self._slice_mat.t().to_sparse_csr()
         return self._slice_mat, self._splat_mat  # type: ignore[return-value]
 

@@ -36,7 +36,10 @@ setup(
     extras_require={
         # cityscapesscripts: the reference for IoU / mIoU (test/test_cityscapes_reference.py). Its metadata also
         # pulls in the PyPI `typing` backport; on Python >= 3.5 the standard library's typing shadows it (harmless).
-        "test": ["pytest>=7", "ruff>=0.5", "cityscapesscripts>=2.2"],
+        # pydensecrf2: the exact dense CRF (crf.method=exact), built from source (a C++ compiler, about a minute);
+        # the fast CRF needs nothing beyond torch.
+        "crf": ["pydensecrf2>=1.1"],
+        "test": ["pytest>=7", "ruff>=0.5", "cityscapesscripts>=2.2", "pydensecrf2>=1.1"],
     },
     zip_safe=True,
     maintainer="seg_ros maintainers",

@@ -114,8 +114,8 @@ def _machine() -> str:
 
 def format_table(report: dict) -> str:
     """A Markdown table of a report from :func:`run_bench`."""
-    head = ("| mode | backend | device | precision | resolution | fps | p50 ms | p99 ms "
-            "| preprocess | infer | postprocess | render | overhead |")
+    head = ("| mode | backend | device | precision | resolution | fps | p50 ms | p99 ms | "
+            + " | ".join(STAGES) + " | overhead |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in report["rows"]:
         st = r["stages_ms"]

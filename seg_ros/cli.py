@@ -110,11 +110,28 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     from seg_ros.pipeline import Segmenter
 
     inputs = collect_inputs(args.inputs)
+    crf = _crf_settings(args.crf, args.set)
     seg = Segmenter(args.model, resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device,
-                    precision=args.precision, backend=args.backend, overlay_alpha=args.alpha)
+                    precision=args.precision, backend=args.backend, overlay_alpha=args.alpha, crf=crf)
     print(f"model: {seg.describe()}")
     report = segment_files(seg, inputs, args.out, outputs=args.outputs, progress=not args.quiet)
     print(f"segmented {report.frames} frames at {report.fps:.1f} fps; wrote {len(report.written)} files to {args.out}")
+
+
+def _crf_settings(method: str | None, sets: list[tuple[str, object]] | None):
+    """The CRF settings of ``--crf [METHOD]`` and ``--set crf.NAME=VALUE`` (checked by the node's schema)."""
+    from seg_ros.ros.params import crf_config, defaults, validate
+
+    values = defaults()
+    for name, value in sets or []:
+        if not name.startswith("crf."):
+            raise SegRosError(f"--set takes crf.* parameters here (e.g. crf.iterations=5), not {name!r}; "
+                              "the other settings have their own options.")
+        values[name] = validate(name, value)
+    if method is not None:
+        values["crf.enabled"] = True
+        values["crf.method"] = method
+    return crf_config(values)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -181,6 +198,9 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         return
     if args.bag or args.evaluate:
         _bench_bags(args)
+        return
+    if args.crf:
+        _bench_crf(args)
         return
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
     report = run_bench(args.model, args.resolution or [(360, 640)], devices, args.frames, args.warmup,
@@ -293,6 +313,61 @@ def _bench_bags(args: argparse.Namespace) -> None:
     print(f"wrote {write_report(report, args.json)}")
 
 
+def _bench_crf(args: argparse.Namespace) -> None:
+    import time
+    from dataclasses import replace
+
+    import torch
+
+    from seg_ros.bench import _machine, write_report
+    from seg_ros.crf import CRFConfig, exact_available
+    from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table
+    from seg_ros.datasets import FolderDataset
+    from seg_ros.pipeline import Segmenter
+    from seg_ros.synthetic import generate_scene
+
+    size = (args.resolution or [(512, 1024)])[0]
+    devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
+    report: dict[str, object] = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+                                 "exact_available": exact_available()}
+    print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
+    if not exact_available():
+        print("pydensecrf2 is not installed: exact-CRF rows and comparisons are skipped")
+    if args.crf_iterations < 1 or args.crf_classes < 2 or args.frames < 1:
+        raise SegRosError("--crf-iterations and --frames must be at least 1 and --crf-classes at least 2.")
+    rows = bench_crf_speed(size, args.crf_classes, args.crf_iterations, devices, frames=args.frames,
+                           warmup=min(args.warmup, 2), thresholds=(0.0, args.crf_gate))
+    report["speed"] = rows
+    print(format_speed_table(rows))
+    if args.crf_scenes > 0 or args.camvid:
+        device = devices[-1]
+        base = CRFConfig()
+        variants = {"fast": replace(base, method="fast")}
+        if args.crf_gate > 0:
+            variants[f"fast, confidence < {args.crf_gate:g}"] = replace(base, method="fast",
+                                                                        confidence_threshold=args.crf_gate)
+        if exact_available():
+            variants = {"exact": replace(base, method="exact"), **variants}
+        report["accuracy"] = {}
+        if args.crf_scenes > 0:
+            seg = Segmenter(args.model, device=device)
+            scenes = (generate_scene(1000 + i, (360, 480)) for i in range(args.crf_scenes))
+            res = crf_accuracy(seg, ((s.image, s.labels) for s in scenes), variants)
+            res["model"], res["data"] = seg.describe(), f"{args.crf_scenes} synthetic scenes 360x480 (seeds 1000+)"
+            report["accuracy"]["synthetic"] = res
+            print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations):")
+            print(format_accuracy_table(res))
+        if args.camvid:
+            seg = Segmenter(args.camvid_model, device=device)
+            data = FolderDataset(args.camvid, "val")
+            res = crf_accuracy(seg, (data[i] for i in range(len(data))), variants)
+            res["model"], res["data"] = seg.describe(), f"{data.name} ({len(data)} frames)"
+            report["accuracy"]["camvid"] = res
+            print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations):")
+            print(format_accuracy_table(res))
+    print(f"wrote {write_report(report, args.json)}")
+
+
 def _cmd_soak(args: argparse.Namespace) -> None:
     from seg_ros.pipeline import format_resolution
     from seg_ros.ros.soak import format_report, run_soak, write_report
@@ -331,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.5, help="overlay colour weight 0..1 (default: 0.5)")
     p.add_argument("--outputs", type=_outputs, default=("labels", "color", "overlay"),
                    help="images written per input image (default: labels,color,overlay)")
+    p.add_argument("--crf", nargs="?", const="fast", choices=["fast", "exact", "auto"], metavar="METHOD",
+                   help="refine with the dense CRF: fast (the default METHOD), exact (pydensecrf2) or auto")
+    p.add_argument("--set", action="append", type=_set_param, metavar="crf.NAME=VALUE",
+                   help="a CRF parameter, repeatable (e.g. --set crf.enabled=true --set crf.iterations=5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_segment)
 
@@ -381,6 +460,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: seg-ros evaluate's own overhead on a synthetic drive of --frames frames")
     p.add_argument("--node", action="store_true",
                    help="ROS node overhead instead: message decoding and building vs the pipeline (default device cpu)")
+    p.add_argument("--crf", action="store_true",
+                   help="instead: the dense CRF stage, exact vs fast, at the first --resolution (default 512x1024), "
+                        "and its mIoU gain on synthetic scenes (and --camvid)")
+    p.add_argument("--crf-classes", type=int, default=19, help="classes in the --crf speed test (default: 19)")
+    p.add_argument("--crf-iterations", type=int, default=5, help="iterations in the --crf speed test (default: 5)")
+    p.add_argument("--crf-gate", type=float, default=0.9,
+                   help="also time the fast CRF refining only pixels below this confidence (default: 0.9; 0 = not)")
+    p.add_argument("--crf-scenes", type=int, default=8,
+                   help="synthetic scenes scored with --model in the --crf accuracy test (default: 8; 0 = none)")
+    p.add_argument("--camvid", metavar="DIR", help="with --crf: also score --camvid-model on DIR/val (CamVid layout)")
+    p.add_argument("--camvid-model", default="seg_ros/weights/liteseg_mobilenetv2_camvid.safetensors",
+                   help="model for --camvid (default: %(default)s)")
     p.set_defaults(func=_cmd_bench)
 
     from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES

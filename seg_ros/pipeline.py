@@ -5,7 +5,7 @@ offline is the result the robot gets::
 
     frame (H, W, 3) uint8 RGB
       → resize to the inference resolution → normalise → backend.infer
-      → upsample logits to (H, W) → max over classes → labels, confidence
+      → upsample logits to (H, W) → [dense CRF] → max over classes → labels, confidence
       → colour lookup, overlay
     = SegResult
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seg_ros.crf import CRFConfig, DenseCRF
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.labels import LabelSet
 from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
@@ -35,7 +36,8 @@ from seg_ros.runtime import Backend, create_backend, resolve_device
 OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
 MAX_SIDE = 8192
 """Largest inference height or width accepted, in pixels."""
-STAGES = ("preprocess", "infer", "postprocess", "render")
+STAGES = ("preprocess", "infer", "crf", "postprocess", "render")
+"""Per-frame stage timings of :class:`SegResult`; ``crf`` is 0 while the CRF is off."""
 
 _RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -63,7 +65,8 @@ class SegResult:
 
     ``labels``: (H, W) uint8 class ids. ``color``: (H, W, 3) uint8 RGB of the label colours.
     ``overlay``: (H, W, 3) uint8 RGB, the frame blended with ``color``.
-    ``confidence``: (H, W) float32, the winning class's softmax probability in [1/C, 1].
+    ``confidence``: (H, W) float32, the winning class's softmax probability in [1/C, 1] (with the CRF: its
+    marginal probability).
     Outputs not asked for are None. ``timings``: milliseconds per stage and ``total``,
     per frame (a batch's stage time divided by the batch size).
     """
@@ -87,6 +90,7 @@ class Segmenter:
         precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with backends that support it.
         backend: ``torch`` or ``auto``.
         overlay_alpha: weight of the label colours in the overlay, 0..1.
+        crf: dense CRF refinement settings; None = off. Can be changed between frames (:attr:`crf`).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Segmenter:
         precision: str = "fp32",
         backend: str = "torch",
         overlay_alpha: float = 0.5,
+        crf: CRFConfig | None = None,
     ):
         self.model_path = resolve_model(model)
         self.device = resolve_device(device)
@@ -118,6 +123,7 @@ class Segmenter:
         self._palette = torch.from_numpy(self.label_set.palette.copy()).to(self.device)
         self._on_cuda = self.device.type == "cuda"
         self._pinned: torch.Tensor | None = None
+        self.crf = crf
 
     @property
     def label_set(self) -> LabelSet:
@@ -133,10 +139,29 @@ class Segmenter:
             raise ConfigError(f"overlay_alpha must lie in 0..1, not {value!r}.")
         self._alpha = float(value)
 
+    @property
+    def crf(self) -> CRFConfig | None:
+        """The dense CRF settings, None when off; setting them applies from the next frame on.
+
+        Raises:
+            CRFUnavailableError: (on setting) ``method=exact`` without pydensecrf2 and no fallback.
+        """
+        return None if self._crf is None else self._crf.config
+
+    @crf.setter
+    def crf(self, config: CRFConfig | None) -> None:
+        self._crf = None if config is None else DenseCRF(config, self.device)
+
+    @property
+    def crf_stage(self) -> DenseCRF | None:
+        """The CRF stage in use (its ``method`` is resolved to exact or fast), None when off."""
+        return self._crf
+
     def describe(self) -> str:
+        crf = f", {self._crf.describe()}" if self._crf is not None else ""
         return (f"{self.meta.architecture} ({self.model_path.name}, {self.label_set.name}, "
                 f"{self.label_set.num_classes} classes) at {format_resolution(self.resolution)} "
-                f"on {self.backend.describe()}")
+                f"on {self.backend.describe()}{crf}")
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) a frame of (height, width) is resized to before inference."""
@@ -194,20 +219,31 @@ class Segmenter:
         t2 = self._clock()
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        best, labels_t = logits.max(dim=1)  # (N, H, W) each
+        crf = self._crf
+        t_crf0 = t_crf1 = self._clock() if crf is not None else t2
+        if crf is not None:
+            probs = crf(logits, src)
+            t_crf1 = self._clock()
+            best, labels_t = probs.max(dim=1)  # (N, H, W) each; best: the CRF's marginal
+        else:
+            best, labels_t = logits.max(dim=1)  # (N, H, W) each
         labels_t = labels_t.to(torch.uint8)
         labels = labels_t.cpu().numpy()
         confidence = None
         if "confidence" in wanted:
-            # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
-            conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
+            if crf is not None:
+                conf_t = best.float()
+            else:
+                # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
+                conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
             confidence = conf_t.cpu().numpy()
         t3 = self._clock()
         color = overlay = None
         if "color" in wanted or "overlay" in wanted:
             color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
         t4 = self._clock()
-        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
+        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
+        stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
         timings = dict(zip(STAGES, stage_ms))
         timings["total"] = sum(stage_ms)
         return [

@@ -63,7 +63,7 @@ def test_evaluate_scores_every_frame_and_writes_report_and_bag(tmp_path, drive_b
     assert m["confusion_matrix"] == cm.matrix.tolist() and m["pixels"] == 4 * 48 * 64
     assert m["miou"] == pytest.approx(cm.miou()) and m["pixel_accuracy"] == pytest.approx(cm.pixel_accuracy())
     assert [m["iou"][n] for n in CAMVID.names] == [None if np.isnan(v) else pytest.approx(v) for v in cm.iou()]
-    for s in ("preprocess", "infer", "postprocess", "render", "total"):
+    for s in ("preprocess", "infer", "crf", "postprocess", "render", "total"):
         st = rep["latency_ms"][s]
         assert 0 <= st["p50"] <= st["p90"] <= st["p99"] <= st["max"]
     assert rep["fps"] > 0 and rep["overhead_pct"] >= 0

@@ -41,9 +41,9 @@ def test_shapes_and_dtypes_at_odd_sizes(seg, rng, h, w):
     assert r.overlay.shape == (h, w, 3) and r.overlay.dtype == np.uint8
     assert r.confidence.shape == (h, w) and r.confidence.dtype == np.float32
     assert r.labels.max() < seg.label_set.num_classes
-    assert set(r.timings) == {"preprocess", "infer", "postprocess", "render", "total"}
-    assert r.timings["total"] == pytest.approx(sum(r.timings[s] for s in ("preprocess", "infer", "postprocess",
-                                                                           "render")))
+    assert set(r.timings) == {"preprocess", "infer", "crf", "postprocess", "render", "total"}
+    assert r.timings["total"] == pytest.approx(sum(r.timings[s] for s in ("preprocess", "infer", "crf",
+                                                                           "postprocess", "render")))
 
 
 def test_outputs_are_consistent(seg, rng):

@@ -57,7 +57,7 @@ def test_demo_writes_a_bag_evaluates_it_and_reports(tmp_path):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["metrics"]["miou"] == report["metrics"]["miou"]
     assert report["frames"]["scored"] == 4 and report["frames"]["missing_gt"] == 0
-    assert set(report["latency_ms"]) == {"preprocess", "infer", "postprocess", "render", "total"}
+    assert set(report["latency_ms"]) == {"preprocess", "infer", "crf", "postprocess", "render", "total"}
     assert report["fps"] > 0
     assert "mIoU" in (out / "report.md").read_text()
     with BagReader(out / "segmented_bag") as r:

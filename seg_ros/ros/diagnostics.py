@@ -22,7 +22,7 @@ import numpy as np
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
-STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "publish")
+STAGES = ("decode", "preprocess", "infer", "crf", "postprocess", "render", "publish")
 """Per-frame stages reported, in pipeline order (milliseconds)."""
 
 

@@ -14,7 +14,7 @@ with rclpy's.
 Parameter changes (:meth:`~SegmentationEngine.apply`):
 
 * cheap ones (``overlay_alpha``, ``confidence_encoding``, ``publish.*``,
-  ``max_rate_hz``, ``qos.*``) take effect on the next frame;
+  ``max_rate_hz``, ``qos.*``, ``crf.*``) take effect on the next frame;
 * a change of ``model``, ``backend``, ``device``, ``precision``, ``resolution`` or
   ``keep_aspect`` builds a new Segmenter in a loader thread while the worker
   keeps serving frames with the old one, then swaps it in with one reference
@@ -36,7 +36,7 @@ from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
 from seg_ros.ros.diagnostics import NodeStats, Summary, Throttle
 from seg_ros.ros.messages import compressed_to_rgb, confidence_image, image_message, image_to_rgb
-from seg_ros.ros.params import SPECS, reload_params, segmenter_kwargs, validate, validate_all
+from seg_ros.ros.params import SPECS, crf_config, reload_params, segmenter_kwargs, validate, validate_all
 from seg_ros.ros.worker import FrameWorker
 
 LAZY_OUTPUTS = ("color", "overlay", "confidence", "camera_info")
@@ -169,6 +169,12 @@ class SegmentationEngine:
                 except Exception as e:  # noqa: BLE001 - e.g. CUDA out of memory: reject, keep serving
                     return self._rejected(reload, f"{type(e).__name__}: {e}")
             else:
+                crf = crf_config(new)
+                if crf != crf_config(cur):
+                    try:
+                        seg.crf = crf  # applies from the next frame
+                    except SegRosError as e:
+                        return self._rejected([n for n in sorted(changes) if n.startswith("crf.")], str(e))
                 seg.overlay_alpha = new["overlay_alpha"]
             self._state = (new, seg)  # one assignment: the worker sees the old or the new pair, never a mix
             self._worker.min_interval_s = _interval(new["max_rate_hz"])
@@ -197,6 +203,7 @@ class SegmentationEngine:
             "resolution": format_resolution(seg.resolution),
             "keep aspect": str(seg.keep_aspect).lower(),
             "max rate hz": f"{vals['max_rate_hz']:g}",
+            "crf": seg.crf_stage.describe() if seg.crf_stage is not None else "off",
         }
 
     # -- the worker ----------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ from typing import Any
 
 import yaml
 
+from seg_ros.crf import LIMITS as CRF_LIMITS
+from seg_ros.crf import METHODS as CRF_METHODS
+from seg_ros.crf import CRFConfig
 from seg_ros.errors import ConfigError
 from seg_ros.modelfile import DEFAULT_MODEL
 from seg_ros.pipeline import parse_resolution
@@ -58,6 +61,12 @@ def _resolution(value: str) -> str:
     return f"{h}x{w}"
 
 
+def _reference_size(value: int) -> int:
+    if 0 < value < 32:
+        raise ConfigError(f"crf.reference_size must be 0 (no scaling) or at least 32 pixels, not {value}.")
+    return value
+
+
 def _model(value: str) -> str:
     if not value.strip():
         raise ConfigError("model must name a shipped model or a model file, not an empty string.")
@@ -89,6 +98,27 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("qos.depth", 1, "Input QoS history depth.", range=(1, 100)),
     ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0 = unlimited.",
               range=(0.0, 1000.0)),
+    ParamSpec("crf.enabled", False, "Refine the network output with a dense CRF (see README \"Dense CRF\")."),
+    ParamSpec("crf.method", "fast", "exact: pydensecrf2 on the CPU; fast: PyTorch on the pipeline's device; auto: "
+              "fast on CUDA, on the CPU exact when pydensecrf2 is installed.", choices=CRF_METHODS),
+    ParamSpec("crf.iterations", 10, "Mean-field iterations.", range=CRF_LIMITS["iterations"]),
+    ParamSpec("crf.w1", 4.0, "Weight of the appearance (bilateral) kernel; 0 = off.", range=CRF_LIMITS["w1"]),
+    ParamSpec("crf.theta_alpha", 121.0, "Spatial width θα of the appearance kernel, pixels at crf.reference_size.",
+              range=CRF_LIMITS["theta_alpha"]),
+    ParamSpec("crf.theta_beta", 5.0, "Colour width θβ of the appearance kernel, RGB units (0..255).",
+              range=CRF_LIMITS["theta_beta"]),
+    ParamSpec("crf.w2", 3.0, "Weight of the smoothness (Gaussian) kernel; 0 = off.", range=CRF_LIMITS["w2"]),
+    ParamSpec("crf.theta_gamma", 3.0, "Spatial width θγ of the smoothness kernel, pixels at crf.reference_size.",
+              range=CRF_LIMITS["theta_gamma"]),
+    ParamSpec("crf.reference_size", 500, "Longer frame side (pixels) at which θα and θγ hold; they scale with "
+              "max(H, W) / reference_size; 0 = use them as given.", range=CRF_LIMITS["reference_size"],
+              check=_reference_size),
+    ParamSpec("crf.confidence_threshold", 0.0, "Refine only pixels whose network confidence is below this, plus "
+              "crf.band; 0 = every pixel.", range=CRF_LIMITS["confidence_threshold"]),
+    ParamSpec("crf.band", 8, "Pixels added around the uncertain region (with crf.confidence_threshold).",
+              range=CRF_LIMITS["band"]),
+    ParamSpec("crf.exact_fallback", False, "With crf.method=exact and pydensecrf2 missing: use the fast CRF "
+              "(true) or refuse (false)."),
 )
 """Every parameter of the node, in the order they are documented."""
 
@@ -184,7 +214,17 @@ def segmenter_kwargs(values: dict[str, Any]) -> dict[str, Any]:
         "precision": values["precision"],
         "backend": values["backend"],
         "overlay_alpha": values["overlay_alpha"],
+        "crf": crf_config(values),
     }
+
+
+def crf_config(values: dict[str, Any]) -> CRFConfig | None:
+    """The :class:`~seg_ros.crf.CRFConfig` of (validated) parameter values, or None with ``crf.enabled`` off."""
+    if not values["crf.enabled"]:
+        return None
+    names = ("method", "iterations", "w1", "theta_alpha", "theta_beta", "w2", "theta_gamma", "reference_size",
+             "confidence_threshold", "band", "exact_fallback")
+    return CRFConfig(**{n: values[f"crf.{n}"] for n in names})
 
 
 def reload_params() -> frozenset[str]:

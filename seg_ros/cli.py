@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf-scenes", type=int, default=8,
                    help="synthetic scenes scored with --model in the --crf accuracy test (default: 8; 0 = none)")
     p.add_argument("--camvid", metavar="DIR", help="with --crf: also score --camvid-model on DIR/val (CamVid layout)")
-    p.add_argument("--camvid-model", default="seg_ros/weights/liteseg_mobilenetv2_camvid.safetensors",
+    p.add_argument("--camvid-model", default="liteseg_mobilenetv2_camvid",
                    help="model for --camvid (default: %(default)s)")
     p.set_defaults(func=_cmd_bench)
 

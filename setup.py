@@ -32,11 +32,15 @@ setup(
         "pyyaml>=5.4",
         "rosbags>=0.10",
         "matplotlib>=3.5",  # evaluation charts, drawn on the Agg canvas (no display needed)
+        "onnx>=1.16",  # seg-ros export --onnx, ONNX model files and sidecars
+        "onnxruntime>=1.18",  # the onnxruntime backend (CPU; install onnxruntime-gpu instead for CUDA), int8
     ],
     extras_require={
         # cityscapesscripts: the reference for IoU / mIoU (test/test_cityscapes_reference.py). Its metadata also
         # pulls in the PyPI `typing` backport; on Python >= 3.5 the standard library's typing shadows it (harmless).
         "test": ["pytest>=7", "ruff>=0.5", "cityscapesscripts>=2.2"],
+        # The tensorrt backend: TensorRT 10 from PyPI, on machines with an NVIDIA GPU and driver.
+        "tensorrt": ["tensorrt>=10,<11"],
     },
     zip_safe=True,
     maintainer="seg_ros maintainers",

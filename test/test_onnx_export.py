@@ -28,9 +28,10 @@ def dynamic_onnx(random_model_file, tmp_path_factory):
     return out, rep
 
 
-@pytest.fixture
-def opts(tmp_path):
-    return RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False)
+@pytest.fixture(scope="module")
+def opts(tmp_path_factory):
+    """One cache for the module: the model file is exported once and reused by the later tests."""
+    return RuntimeOptions(cache_dir=str(tmp_path_factory.mktemp("cache")), fallback=False)
 
 
 def test_dynamic_export_is_one_checked_file_with_its_description(dynamic_onnx):
@@ -124,7 +125,8 @@ def test_threads_option_reaches_the_session(random_model_file, opts):
     assert "1 threads" in seg.describe()
 
 
-def test_corrupt_cached_export_is_redone(random_model_file, opts, caplog):
+def test_corrupt_cached_export_is_redone(random_model_file, tmp_path, caplog):
+    opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False)
     Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)
     (cached,) = (opts.cache_root() / "onnx").glob("*.onnx")
     cached.write_bytes(b"not an onnx file")
@@ -147,14 +149,25 @@ class _Foreign(torch.nn.Module):
         return y.argmax(1) if self.labels else y
 
 
-def _foreign_onnx(tmp_path, random_model_file, labels=False, dynamic=False, name="foreign"):
+@pytest.fixture(scope="module")
+def foreign(random_model_file, tmp_path_factory):
+    """Two foreign-style ONNX files (exported once per module): logits at 1/4 resolution, and an argmax."""
     from seg_ros.modelfile import load_model
 
     net, _ = load_model(random_model_file)
+    d = tmp_path_factory.mktemp("foreign")
+    out = {}
+    for kind in ("logits", "labels"):
+        path = d / f"{kind}.onnx"
+        torch.onnx.export(_Foreign(net, kind == "labels").eval(), (torch.zeros(1, 3, 64, 96),), str(path),
+                          opset_version=18, input_names=["pixel_values"], output_names=["seg"], dynamo=False)
+        out[kind] = path.read_bytes()
+    return out
+
+
+def _foreign_onnx(tmp_path, foreign, labels=False, name="foreign"):
     path = tmp_path / f"{name}.onnx"
-    axes = {"pixel_values": {2: "h", 3: "w"}} if dynamic else None
-    torch.onnx.export(_Foreign(net, labels).eval(), (torch.zeros(1, 3, 64, 96),), str(path), opset_version=18,
-                      input_names=["pixel_values"], output_names=["seg"], dynamic_axes=axes, dynamo=False)
+    path.write_bytes(foreign["labels" if labels else "logits"])
     return path
 
 
@@ -169,10 +182,10 @@ def _sidecar(path, **over):
     return sc
 
 
-def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, tmp_path, opts):
+def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, foreign, tmp_path, opts):
     frame = generate_scene(3, (64, 96)).image
     ref = Segmenter(random_model_file, device="cpu").segment(frame)
-    logits_path = _foreign_onnx(tmp_path, random_model_file)
+    logits_path = _foreign_onnx(tmp_path, foreign)
     _sidecar(logits_path)
     m = load_onnx_model(logits_path)
     assert m.meta.mean == pytest.approx((0.485, 0.456, 0.406)) and m.fixed_size == (64, 96)
@@ -181,7 +194,7 @@ def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, tmp_path,
     got = seg.segment(frame)
     assert got.labels.shape == (64, 96) and (got.labels == ref.labels).mean() > 0.5
 
-    labels_path = _foreign_onnx(tmp_path, random_model_file, labels=True, name="argmax")
+    labels_path = _foreign_onnx(tmp_path, foreign, labels=True, name="argmax")
     _sidecar(labels_path, output={"name": "seg", "kind": "labels"})
     seg2 = Segmenter(labels_path, device="cpu", backend="onnxruntime", runtime=opts)
     r = seg2.segment(frame)
@@ -202,25 +215,25 @@ def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, tmp_path,
     ({"label_set": None}, "no label_set"),
     ({"input": {"name": "pixel_values"}}, "input.size"),
 ])
-def test_sidecar_mismatch_is_named(over, message, random_model_file, tmp_path):
-    path = _foreign_onnx(tmp_path, random_model_file)
+def test_sidecar_mismatch_is_named(over, message, foreign, tmp_path):
+    path = _foreign_onnx(tmp_path, foreign)
     _sidecar(path, **over)
     with pytest.raises(OnnxModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_onnx_model(path)
 
 
-def test_onnx_errors(random_model_file, tmp_path, dynamic_onnx, capsys, opts):
+def test_onnx_errors(foreign, tmp_path, dynamic_onnx, capsys, opts):
     with pytest.raises(OnnxModelError, match="does not exist"):
         Segmenter(tmp_path / "gone.onnx", device="cpu", backend="onnxruntime")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(dynamic_onnx[0].read_bytes()[:5000])  # truncated
     with pytest.raises(OnnxModelError, match="not a readable ONNX file"):
         Segmenter(bad, device="cpu", backend="onnxruntime")
-    bare = _foreign_onnx(tmp_path, random_model_file, name="bare")
+    bare = _foreign_onnx(tmp_path, foreign, name="bare")
     with pytest.raises(OnnxModelError, match="has no sidecar"):
         load_onnx_model(bare)
     # a fixed-size model at another resolution, and the torch backend on an ONNX file
-    fixed = _foreign_onnx(tmp_path, random_model_file, name="fixed")
+    fixed = _foreign_onnx(tmp_path, foreign, name="fixed")
     _sidecar(fixed)
     with pytest.raises(ConfigError, match="takes only 64x96 inputs, not 96x96"):
         Segmenter(fixed, resolution="96x96", device="cpu", backend="onnxruntime")

@@ -58,6 +58,10 @@ class OrtBackend(Backend):
                                           f"{', '.join(ort.get_available_providers())}.")
         if precision == "int8" and cuda:
             raise ConfigError("int8 through onnxruntime runs on the CPU; on CUDA use the tensorrt backend for int8.")
+        if precision == "int8" and not options.calibration.strip():
+            from seg_ros.runtime.calibration import read_calibration_frames
+
+            read_calibration_frames(options.calibration)  # raises: int8 needs calibration frames
         self.device, self.precision = device, precision
         self.model: OnnxModel = source.onnx_file(options)
         self.output_kind = self.model.output_kind

@@ -218,6 +218,10 @@ class TensorRTBackend(Backend):
         self.trt = trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendUnavailableError("the tensorrt backend needs a CUDA GPU; none is available.")
+        if precision == "int8" and not options.calibration.strip():
+            from seg_ros.runtime.calibration import read_calibration_frames
+
+            read_calibration_frames(options.calibration)  # raises: int8 needs calibration frames
         self.device, self.precision = device, precision
         self.source = source
         self.model: OnnxModel = source.onnx_file(options)

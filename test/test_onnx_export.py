@@ -199,7 +199,9 @@ def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, foreign, 
     seg2 = Segmenter(labels_path, device="cpu", backend="onnxruntime", runtime=opts)
     r = seg2.segment(frame)
     assert seg2.backend.output_kind == "labels"
-    assert (r.labels == got.labels).mean() > 0.95  # the same network, nearest vs bilinear upsampling
+    assert (r.labels == got.labels).mean() > 0.85  # the same network; nearest vs bilinear upsampling of 16x24
+    blocks = r.labels.reshape(16, 4, 24, 4)
+    assert (blocks == blocks[:, :1, :, :1]).all()  # a 1/4-resolution label map, nearest-upsampled
     assert np.all(r.confidence == 1.0) and r.color.shape == (64, 96, 3)
     np.testing.assert_array_equal(r.color, CAMVID.palette[r.labels])
 

@@ -338,7 +338,7 @@ def format_table(report: dict) -> str:
         miou = f"{100 * r['miou']:.1f}" if r.get("miou") is not None else ""
         vs = f"{r['vs_naive']:.2f}×" if r.get("vs_naive") is not None else ""
         lines.append(f"| {r['mode']} | {r['backend']} | {r['device']} | {r['precision']} | {r['resolution']} "
-                     f"| {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {stage_cells} | {ov} "
+                     f"| {r['fps']:.3g} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {stage_cells} | {ov} "
                      f"| {host} | {gpu} | {miou} | {vs} |")
     return "\n".join(lines)
 

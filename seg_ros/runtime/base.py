@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,7 +85,6 @@ class ModelSource:
     input_size: tuple[int, int]
     module: nn.Module | None = None
     onnx: OnnxModel | None = None
-    _exported: Path | None = field(default=None, repr=False)
 
     @property
     def is_onnx(self) -> bool:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from seg_ros.errors import ConfigError
@@ -311,15 +309,3 @@ class TensorRTBackend(Backend):
     def describe(self) -> str:
         return super().describe() + f" (TensorRT {self.trt.__version__}, {self._gpu[0]})"
 
-
-def build_engine_ahead(source: ModelSource, device: torch.device, precision: str,
-                       options: RuntimeOptions) -> dict[str, Any]:
-    """``seg-ros export --tensorrt``: build (or verify) the engine the node will load; returns its cache entry."""
-    b = TensorRTBackend(source, device, precision, options)
-    shape = next(iter(b._engines))
-    fp = b.fingerprint(shape)
-    x = torch.zeros(shape, device=device)
-    out = b.infer(x)
-    torch.cuda.synchronize(device)
-    return {"entry": str(b.cache.entry(fp)), "fingerprint": fp.fields(), "output_shape": list(out.shape),
-            "finite": bool(np.isfinite(out.float().cpu().numpy()).all())}

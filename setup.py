@@ -32,6 +32,8 @@ setup(
         "pyyaml>=5.4",
         "rosbags>=0.10",
         "matplotlib>=3.5",  # evaluation charts, drawn on the Agg canvas (no display needed)
+        "onnx>=1.16",  # seg-ros export --onnx, ONNX model files and sidecars
+        "onnxruntime>=1.18",  # the onnxruntime backend (CPU; install onnxruntime-gpu instead for CUDA), int8
     ],
     extras_require={
         # cityscapesscripts: the reference for IoU / mIoU (test/test_cityscapes_reference.py). Its metadata also
@@ -40,6 +42,8 @@ setup(
         # the fast CRF needs nothing beyond torch.
         "crf": ["pydensecrf2>=1.1"],
         "test": ["pytest>=7", "ruff>=0.5", "cityscapesscripts>=2.2", "pydensecrf2>=1.1"],
+        # The tensorrt backend: TensorRT 10 from PyPI, on machines with an NVIDIA GPU and driver.
+        "tensorrt": ["tensorrt>=10,<11"],
     },
     zip_safe=True,
     maintainer="seg_ros maintainers",

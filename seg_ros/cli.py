@@ -1,6 +1,6 @@
 """The ``seg-ros`` command.
 
-Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``bag-from-dataset``,
+Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``export``, ``bag-from-dataset``,
 ``evaluate``, ``import-checkpoint``, ``soak``, ``demo``. A user
 error (bad path, bad setting, unreadable input) prints one sentence to stderr
 and exits with status 2, leaving no half-written output.
@@ -71,7 +71,33 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="stretch frames to exactly HxW instead of fitting them inside it")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--backend", default="torch", help="inference backend (default: torch)")
+    p.add_argument("--backend", default="torch",
+                   help="torch, onnxruntime, tensorrt or auto (tensorrt → onnxruntime → torch) (default: torch)")
+    _add_accel_args(p)
+
+
+def _add_accel_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("accelerated backends")
+    g.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (default: 0 = one per core)")
+    g.add_argument("--cuda-graphs", action="store_true", help="torch on CUDA: replay a CUDA graph per input shape")
+    g.add_argument("--calibration", default="", help="int8: a bag or image folder of frames to calibrate on")
+    g.add_argument("--calibration-frames", type=int, default=64, help="int8: at most this many frames (default 64)")
+    g.add_argument("--calibration-topic", default="", help="int8: image topic of the calibration bag")
+    g.add_argument("--cache-dir", default="", help="ONNX / int8 / TensorRT engine cache (default: ~/.cache/seg_ros)")
+    g.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="fail instead of falling back when the backend cannot run here")
+    g.add_argument("--on-new-shape", choices=["rebuild", "error"], default="rebuild",
+                   help="TensorRT: an input size without an engine is rebuilt or an error (default: rebuild)")
+    g.add_argument("--max-batch", type=int, default=1, help="TensorRT: largest batch of the engine (default: 1)")
+
+
+def _runtime_options(args: argparse.Namespace):
+    from seg_ros.runtime import RuntimeOptions
+
+    return RuntimeOptions(threads=args.threads, cuda_graphs=args.cuda_graphs, calibration=args.calibration,
+                          calibration_frames=args.calibration_frames, calibration_topic=args.calibration_topic,
+                          cache_dir=args.cache_dir, fallback=args.fallback, on_new_shape=args.on_new_shape,
+                          max_batch=args.max_batch)
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
@@ -112,7 +138,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     inputs = collect_inputs(args.inputs)
     crf = _crf_settings(args.crf, args.set)
     seg = Segmenter(args.model, resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device,
-                    precision=args.precision, backend=args.backend, overlay_alpha=args.alpha, crf=crf)
+                    precision=args.precision, backend=args.backend, overlay_alpha=args.alpha, crf=crf,
+                    runtime=_runtime_options(args))
     print(f"model: {seg.describe()}")
     report = segment_files(seg, inputs, args.out, outputs=args.outputs, progress=not args.quiet)
     print(f"segmented {report.frames} frames at {report.fps:.1f} fps; wrote {len(report.written)} files to {args.out}")
@@ -202,12 +229,52 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     if args.crf:
         _bench_crf(args)
         return
+    from seg_ros.bench import RESOLUTIONS
+
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
-    report = run_bench(args.model, args.resolution or [(360, 640)], devices, args.frames, args.warmup,
-                       args.precision or ["fp32", "fp16"])
-    print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
+    report = run_bench(args.model, args.resolution or RESOLUTIONS, devices, args.frames, args.warmup,
+                       args.precision, args.backend, naive=args.naive, accuracy_frames=args.accuracy_frames,
+                       runtime=_runtime_options(args),
+                       progress=None if args.quiet else lambda s: print(f"… {s}", file=sys.stderr, flush=True))
+    print(f"{report['machine']}, {', '.join(f'{k} {v}' for k, v in report['versions'].items())}, {report['date']}")
     print(format_table(report))
+    for sk in report["skipped"]:
+        print(f"skipped {sk['backend']} {sk['precision']} on {sk['device']} at {sk['resolution']}: {sk['reason']}")
     print(f"wrote {write_report(report, args.json)}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    if not args.onnx and not args.tensorrt:
+        raise SegRosError("give --onnx OUT.onnx and/or --tensorrt.")
+    model = args.model
+    if args.onnx:
+        from seg_ros.runtime.export import export_onnx
+
+        if args.dynamic and args.resolution is not None:
+            raise SegRosError("give either --resolution HxW (a fixed-size export) or --dynamic, not both.")
+        rep = export_onnx(args.model, args.onnx, size=args.resolution, dynamic=args.dynamic, opset=args.opset,
+                          check=args.check)
+        size = "dynamic HxW" if rep.size is None else f"{rep.size[0]}x{rep.size[1]}"
+        print(f"wrote {rep.path} ({rep.bytes / 1e6:.1f} MB, opset {rep.opset}, {size}) in {rep.seconds:.1f} s")
+        if args.check:
+            sizes = ", ".join(f"{h}x{w}" for h, w in rep.checked_sizes)
+            print(f"checked against torch at {sizes}: max |Δlogit| {rep.max_abs_diff:.2e}, "
+                  f"argmax agreement {rep.agreement:.4%}")
+        model = str(Path(args.onnx))
+    if args.tensorrt:
+        from seg_ros.pipeline import Segmenter
+        from seg_ros.runtime import RuntimeOptions
+        from seg_ros.runtime.tensorrt_backend import import_tensorrt
+
+        import_tensorrt()
+        opts = RuntimeOptions(**{**vars(_runtime_options(args)), "fallback": False})
+        seg = Segmenter(model, resolution=args.resolution, keep_aspect=False, device=args.device,
+                        precision=args.precision, backend="tensorrt", runtime=opts)
+        b = seg.backend
+        shape = next(iter(b._engines))  # type: ignore[attr-defined]
+        print(f"TensorRT engine ready: {b.cache.entry(b.fingerprint(shape))}")  # type: ignore[attr-defined]
 
 
 def _cmd_bag_from_dataset(args: argparse.Namespace) -> None:
@@ -449,7 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--resolution", type=_resolution, action="append", help="HxW, repeatable (default: 360x640)")
     p.add_argument("--device", action="append", help="repeatable (default: cpu, and cuda:0 when present)")
-    p.add_argument("--precision", action="append", choices=["fp32", "fp16"], help="repeatable (default: both)")
+    p.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
+                   help="repeatable (default: all three, where the backend and device can run them)")
+    p.add_argument("--backend", action="append", choices=["torch", "onnxruntime", "tensorrt"],
+                   help="repeatable (default: every backend available here)")
+    p.add_argument("--no-naive", dest="naive", action="store_false", help="leave out the naive baseline")
+    p.add_argument("--accuracy-frames", type=int, default=8,
+                   help="synthetic scenes with exact labels for the mIoU column (default: 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_accel_args(p)
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", default="bench.json", help="where to write the JSON report")
@@ -473,6 +548,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camvid-model", default="liteseg_mobilenetv2_camvid",
                    help="model for --camvid (default: %(default)s)")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("export", help="export a model to ONNX (checked against torch) and/or build a TensorRT engine",
+                       description="--onnx writes one self-contained ONNX file (opset >= 18) with the model's "
+                                   "description embedded; --tensorrt builds the engine the node will load into the "
+                                   "engine cache, so a robot never builds at start-up.")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model file, shipped model name or (for --tensorrt) .onnx")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="write the ONNX export here")
+    p.add_argument("--tensorrt", action="store_true", help="build (or verify) the TensorRT engine in the cache")
+    p.add_argument("--resolution", type=_resolution, default=None,
+                   help="HxW to export / build for (default: the model's input size)")
+    p.add_argument("--dynamic", action="store_true", help="ONNX: leave height and width dynamic")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 18 (default: 18)")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip the ONNX Runtime vs torch check")
+    p.add_argument("--device", default="cuda:0", help="TensorRT: CUDA device (default: cuda:0)")
+    p.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"],
+                   help="TensorRT engine precision (default: fp16)")
+    _add_accel_args(p)
+    p.set_defaults(func=_cmd_export)
 
     from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
 

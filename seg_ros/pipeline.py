@@ -31,7 +31,7 @@ from seg_ros.crf import CRFConfig, DenseCRF
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.labels import LabelSet
 from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
-from seg_ros.runtime import Backend, create_backend, resolve_device
+from seg_ros.runtime import Backend, ModelSource, RuntimeOptions, create_backend, resolve_device
 
 OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
 MAX_SIDE = 8192
@@ -82,15 +82,18 @@ class Segmenter:
     """Semantic segmentation of RGB frames with a model file.
 
     Args:
-        model: a model-file path or the name of a shipped model.
+        model: a model-file path, the name of a shipped model, or an ``.onnx`` file (with a sidecar
+            description beside it, or one written by ``seg-ros export``; see :mod:`seg_ros.runtime.onnx_model`).
         resolution: inference size (height, width) or ``"HxW"``; None = the model's training size.
         keep_aspect: scale each frame to fit inside ``resolution`` keeping its aspect ratio
             (no distortion); False stretches it to exactly ``resolution``.
         device: ``auto``, ``cpu`` or ``cuda:N``.
-        precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with backends that support it.
-        backend: ``torch`` or ``auto``.
+        precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with onnxruntime (CPU) or tensorrt (CUDA).
+        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto`` (tensorrt → onnxruntime → torch).
         overlay_alpha: weight of the label colours in the overlay, 0..1.
         crf: dense CRF refinement settings; None = off. Can be changed between frames (:attr:`crf`).
+        runtime: options of the accelerated backends (threads, CUDA graphs, int8 calibration, engine
+            cache, fallback, shape policy); see :class:`~seg_ros.runtime.base.RuntimeOptions`.
     """
 
     def __init__(
@@ -104,22 +107,39 @@ class Segmenter:
         backend: str = "torch",
         overlay_alpha: float = 0.5,
         crf: CRFConfig | None = None,
+        runtime: RuntimeOptions | None = None,
     ):
-        self.model_path = resolve_model(model)
         self.device = resolve_device(device)
-        module, self.meta = load_model(self.model_path)
+        onnx_model = None
+        module = None
+        if str(model).lower().endswith(".onnx"):
+            from seg_ros.runtime.onnx_model import load_onnx_model
+
+            onnx_model = load_onnx_model(model)
+            self.model_path, self.meta = onnx_model.path, onnx_model.meta
+        else:
+            self.model_path = resolve_model(model)
+            module, self.meta = load_model(self.model_path)
         self.resolution = (
             parse_resolution(resolution) if isinstance(resolution, str)
             else tuple(resolution) if resolution is not None else self.meta.input_size
         )
         parse_resolution(format_resolution(self.resolution))  # range check for tuples too
+        if onnx_model is not None and onnx_model.fixed_size not in (None, self.resolution):
+            fh, fw = onnx_model.fixed_size
+            raise ConfigError(f"ONNX model {self.model_path.name} takes only {fh}x{fw} inputs, not "
+                              f"{format_resolution(self.resolution)}; set resolution to {fh}x{fw} (or leave it "
+                              "empty), or export the model with dynamic height and width.")
         self.keep_aspect = bool(keep_aspect)
         self.overlay_alpha = overlay_alpha
-        self.backend: Backend = create_backend(backend, module, self.device, precision)
+        source = ModelSource(self.model_path, self.meta, self.resolution, module=module, onnx=onnx_model)
+        self.backend: Backend = create_backend(backend, source, self.device, precision, runtime)
         mean = torch.tensor(self.meta.mean, dtype=torch.float32) * 255.0
         inv_std = 1.0 / (torch.tensor(self.meta.std, dtype=torch.float32) * 255.0)
         self._mean = mean.to(self.device)
         self._inv_std = inv_std.to(self.device)
+        self._mean_np = mean.numpy()[:, None, None].copy()
+        self._inv_std_np = inv_std.numpy()[:, None, None].copy()
         self._palette = torch.from_numpy(self.label_set.palette.copy()).to(self.device)
         self._on_cuda = self.device.type == "cuda"
         self._pinned: torch.Tensor | None = None
@@ -217,6 +237,8 @@ class Segmenter:
         t1 = self._clock()
         logits = self.backend.infer(x)
         t2 = self._clock()
+        if self.backend.output_kind == "labels":
+            return self._label_map_results(frames, src, logits, wanted, (t0, t1, t2))
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         crf = self._crf
@@ -257,6 +279,35 @@ class Segmenter:
             for i in range(n)
         ]
 
+    def _label_map_results(self, frames: np.ndarray, src, ids: torch.Tensor, wanted: frozenset[str],
+                           clocks: tuple[float, float, float]) -> list[SegResult]:
+        """Results of a model that outputs class ids: nearest-neighbour resize; confidence 1 (no scores).
+
+        The dense CRF needs class probabilities, so it is skipped for such models even when enabled.
+        """
+        n, h, w, _ = frames.shape
+        t0, t1, t2 = clocks
+        ids = ids.reshape(n, 1, *ids.shape[-2:])
+        if ids.shape[-2:] != (h, w):
+            ids = F.interpolate(ids.float(), size=(h, w), mode="nearest")
+        ids = ids[:, 0]
+        bad = (ids < 0) | (ids >= self.label_set.num_classes)
+        labels_t = torch.where(bad, torch.full_like(ids, self.label_set.ignore_id), ids).to(torch.uint8)
+        labels = labels_t.cpu().numpy()
+        confidence = np.ones((n, h, w), np.float32) if "confidence" in wanted else None
+        t3 = self._clock()
+        color = overlay = None
+        if "color" in wanted or "overlay" in wanted:
+            color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
+        t4 = self._clock()
+        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t2), (t2, t3), (t3, t4))]
+        timings = dict(zip(STAGES, stage_ms))  # no CRF: a label map has no probabilities to refine
+        timings["total"] = sum(stage_ms)
+        return [SegResult(labels=labels[i], color=None if color is None else color[i],
+                          overlay=None if overlay is None else overlay[i],
+                          confidence=None if confidence is None else confidence[i], timings=dict(timings))
+                for i in range(n)]
+
     def _upload(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
         """On CUDA: the frames as a uint8 (N, H, W, 3) device tensor, copied from a reused pinned buffer.
 
@@ -273,20 +324,30 @@ class Segmenter:
         return buf.to(self.device, non_blocking=True)
 
     def _preprocess(self, src: np.ndarray | torch.Tensor, ih: int, iw: int) -> torch.Tensor:
-        """(N, H, W, 3) uint8 → (N, 3, ih, iw) float32 normalised, channels-last, on the device."""
+        """(N, H, W, 3) uint8 → (N, 3, ih, iw) float32 normalised on the device.
+
+        Channels-last for backends that read it (torch), contiguous NCHW for the others (ONNX Runtime, TensorRT).
+        """
         n, h, w, _ = src.shape
+        nhwc = self.backend.channels_last
         if isinstance(src, torch.Tensor):
             x = src.permute(0, 3, 1, 2).float()
             if (ih, iw) != (h, w):
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False, antialias=ih < h or iw < w)
             x = (x - self._mean[:, None, None]) * self._inv_std[:, None, None]
-            return x.contiguous(memory_format=torch.channels_last)
+            return x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         if (ih, iw) != (h, w):
             interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
             resized = np.empty((n, ih, iw, 3), np.uint8)
             for i in range(n):
                 cv2.resize(src[i], (iw, ih), dst=resized[i], interpolation=interp)
             src = resized
+        if not nhwc:
+            # Planar NCHW straight from the interleaved uint8 frame: one strided pass, no extra copy.
+            planar = np.empty((n, 3, ih, iw), np.float32)
+            np.subtract(src.transpose(0, 3, 1, 2), self._mean_np, out=planar)
+            planar *= self._inv_std_np
+            return torch.from_numpy(planar)
         out = torch.empty((n, ih, iw, 3), dtype=torch.float32)
         torch.sub(torch.from_numpy(np.ascontiguousarray(src)), self._mean, out=out).mul_(self._inv_std)
         # NHWC memory viewed as NCHW is exactly the channels-last layout.

@@ -25,14 +25,28 @@ def test_bench_rows_and_overhead(random_model_file):
 def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--model", str(random_model_file), "--resolution", "64x96", "--device", "cpu",
-               "--frames", "3", "--warmup", "1", "--json", str(out)])
+               "--frames", "3", "--warmup", "1", "--json", str(out), "--backend", "torch", "--backend", "onnxruntime",
+               "--precision", "fp32", "--precision", "fp16", "--accuracy-frames", "2", "--quiet",
+               "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0
     report = json.loads(out.read_text())
-    assert [r["mode"] for r in report["rows"]] == ["model", "e2e"]
-    assert all(r["device"] == "cpu" and r["precision"] == "fp32" for r in report["rows"])
+    rows = report["rows"]
+    assert [(r["backend"], r["mode"]) for r in rows] == [
+        ("naive", "model"), ("naive", "e2e"), ("torch", "model"), ("torch", "e2e"),
+        ("onnxruntime", "model"), ("onnxruntime", "e2e")]
+    assert all(r["device"] == "cpu" and r["precision"] == "fp32" and r["resolution"] == "64x96" for r in rows)
+    e2e = [r for r in rows if r["mode"] == "e2e"]
+    assert all(r["peak_host_mb"] > 50 and r["peak_gpu_mb"] is None and 0 <= r["miou"] <= 1 for r in e2e)
+    naive_fps = e2e[0]["fps"]
+    assert e2e[0]["vs_naive"] == 1.0
+    for r in e2e[1:]:
+        assert r["vs_naive"] == pytest.approx(r["fps"] / naive_fps)
+    # torch and ONNX Runtime run the same network: the same accuracy on the same scenes
+    assert e2e[1]["miou"] == pytest.approx(e2e[2]["miou"], abs=0.01)
+    assert {(s["backend"], s["precision"]) for s in report["skipped"]} == {("torch", "fp16"), ("onnxruntime", "fp16")}
     printed = capsys.readouterr().out
     assert format_table(report).splitlines()[0] in printed
-    assert printed.count("| 64x96 |") == 2
+    assert printed.count("| 64x96 |") == 6 and "skipped torch fp16 on cpu at 64x96: torch fp16 needs CUDA" in printed
 
 
 def test_write_report_is_atomic(tmp_path):

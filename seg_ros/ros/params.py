@@ -74,15 +74,33 @@ def _model(value: str) -> str:
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", DEFAULT_MODEL, "Shipped model name or path of a .safetensors model file.",
+    ParamSpec("model", DEFAULT_MODEL, "Shipped model name, a .safetensors model file, or an .onnx file with sidecar.",
               reload=True, check=_model),
-    ParamSpec("backend", "torch", "Inference backend.", choices=("auto", *BACKENDS), reload=True),
+    ParamSpec("backend", "torch", "Inference backend; auto = tensorrt, else onnxruntime, else torch.",
+              choices=("auto", *BACKENDS), reload=True),
     ParamSpec("device", "auto", "auto, cpu or cuda:N.", reload=True),
-    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=("fp32", "fp16", "int8"),
-              reload=True),
+    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA; int8: onnxruntime on CPU, tensorrt).",
+              choices=("fp32", "fp16", "int8"), reload=True),
     ParamSpec("resolution", "", "Inference size HxW, e.g. 360x640; empty = the model's training size.",
               reload=True, check=_resolution),
     ParamSpec("keep_aspect", True, "Fit frames inside the resolution keeping their aspect ratio.", reload=True),
+    ParamSpec("runtime.threads", 0, "ONNX Runtime CPU threads; 0 = one per core.", range=(0, 256), reload=True),
+    ParamSpec("runtime.cuda_graphs", False, "torch on CUDA: capture and replay a CUDA graph per input shape.",
+              reload=True),
+    ParamSpec("runtime.calibration", "", "int8: a bag or image folder of typical frames to calibrate on.",
+              reload=True),
+    ParamSpec("runtime.calibration_frames", 64, "int8: at most this many calibration frames.", range=(1, 10000),
+              reload=True),
+    ParamSpec("runtime.calibration_topic", "", "int8: image topic of the calibration bag; empty = its only one.",
+              reload=True),
+    ParamSpec("runtime.cache_dir", "", "ONNX exports, int8 models, TensorRT engines; empty = ~/.cache/seg_ros.",
+              reload=True),
+    ParamSpec("runtime.fallback", True, "A backend that cannot run here falls back (logged) instead of failing.",
+              reload=True),
+    ParamSpec("runtime.on_new_shape", "rebuild", "TensorRT input size without an engine: rebuild one or error.",
+              choices=("rebuild", "error"), reload=True),
+    ParamSpec("runtime.max_batch", 1, "Largest batch of a TensorRT engine's optimisation profile.", range=(1, 64),
+              reload=True),
     ParamSpec("overlay_alpha", 0.5, "Weight of the label colours in ~/overlay.", range=(0.0, 1.0)),
     ParamSpec("confidence_encoding", "mono8", "~/confidence as mono8 (0..255) or 32FC1 (0..1).",
               choices=("mono8", "32FC1")),
@@ -215,7 +233,20 @@ def segmenter_kwargs(values: dict[str, Any]) -> dict[str, Any]:
         "backend": values["backend"],
         "overlay_alpha": values["overlay_alpha"],
         "crf": crf_config(values),
+        "runtime": runtime_options(values),
     }
+
+
+def runtime_options(values: dict[str, Any]):
+    """The :class:`seg_ros.runtime.RuntimeOptions` of (validated) parameter values."""
+    from seg_ros.runtime import RuntimeOptions
+
+    return RuntimeOptions(
+        threads=values["runtime.threads"], cuda_graphs=values["runtime.cuda_graphs"],
+        calibration=values["runtime.calibration"], calibration_frames=values["runtime.calibration_frames"],
+        calibration_topic=values["runtime.calibration_topic"], cache_dir=values["runtime.cache_dir"],
+        fallback=values["runtime.fallback"], on_new_shape=values["runtime.on_new_shape"],
+        max_batch=values["runtime.max_batch"])
 
 
 def crf_config(values: dict[str, Any]) -> CRFConfig | None:

@@ -1,0 +1,143 @@
+"""ONNX Runtime backend: CPU execution provider by default, CUDA provider on ``cuda:N`` where it exists.
+
+fp32 everywhere; ``int8`` on the CPU through static QDQ quantization calibrated on frames of a bag or an
+image folder (``runtime.calibration``, see :mod:`seg_ros.runtime.quantize`). On the CPU the input is a
+contiguous NCHW float32 tensor whose memory ONNX Runtime reads directly and the output comes back as a
+numpy array wrapped without a copy. On CUDA, input and output stay on the device (I/O binding on the torch
+tensors' memory).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from seg_ros.errors import ConfigError
+from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
+from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
+
+log = logging.getLogger("seg_ros.runtime")
+
+_TORCH_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16, "tensor(int64)": torch.int64,
+                 "tensor(int32)": torch.int32, "tensor(uint8)": torch.uint8, "tensor(int8)": torch.int8}
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise BackendUnavailableError("the onnxruntime backend needs the onnxruntime package "
+                                      "(pip install onnxruntime, or onnxruntime-gpu for CUDA).") from e
+    return onnxruntime
+
+
+def ort_cuda_available() -> bool:
+    try:
+        return "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
+    except BackendUnavailableError:
+        return False
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+    channels_last = False
+
+    def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
+                 options: RuntimeOptions | None = None):
+        ort = import_onnxruntime()
+        options = options or RuntimeOptions()
+        cuda = device.type == "cuda"
+        if precision == "fp16":
+            raise ConfigError("precision fp16 is not available with the onnxruntime backend; use tensorrt or "
+                              "torch on CUDA, or fp32 / int8.")
+        if cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailableError(f"the onnxruntime backend on {device} needs ONNX Runtime's CUDA provider "
+                                          "(pip install onnxruntime-gpu); this one has only "
+                                          f"{', '.join(ort.get_available_providers())}.")
+        if precision == "int8" and cuda:
+            raise ConfigError("int8 through onnxruntime runs on the CPU; on CUDA use the tensorrt backend for int8.")
+        if precision == "int8" and not options.calibration.strip():
+            from seg_ros.runtime.calibration import read_calibration_frames
+
+            read_calibration_frames(options.calibration)  # raises: int8 needs calibration frames
+        self.device, self.precision = device, precision
+        self.model: OnnxModel = source.onnx_file(options)
+        self.output_kind = self.model.output_kind
+        path = self.model.path
+        if precision == "int8":
+            from seg_ros.runtime.calibration import load_calibration
+            from seg_ros.runtime.quantize import quantize_int8
+
+            meta = source.meta
+            calib = load_calibration(options.calibration, source.input_size, meta.mean, meta.std,
+                                     options.calibration_frames, options.calibration_topic)
+            path = quantize_int8(self.model, calib, options.cache_root())
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        providers: list = ["CPUExecutionProvider"]
+        if cuda:
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as e:
+            raise OnnxModelError(f"ONNX Runtime cannot load {path} ({str(e).strip().splitlines()[0][:200]}).") from e
+        self.threads = options.threads
+        self._out_type = _TORCH_DTYPES.get(
+            next(o.type for o in self.session.get_outputs() if o.name == self.model.output_name), torch.float32)
+        self._cuda_out: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def describe(self) -> str:
+        threads = f", {self.threads} threads" if self.threads else ""
+        return super().describe() + f" ({self.session.get_providers()[0]}{threads})"
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """A clear error when a fixed-size model is fed another size (it cannot be rebuilt: it is the file)."""
+        fs = self.model.fixed_size
+        if fs is not None and tuple(shape[-2:]) != fs:
+            raise ConfigError(f"ONNX model {self.model.path.name} takes only {fs[0]}x{fs[1]} inputs but the pipeline "
+                              f"feeds {shape[-2]}x{shape[-1]}; set resolution to {fs[0]}x{fs[1]} with keep_aspect "
+                              "false, or export the model with dynamic height and width.")
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_shape(tuple(x.shape))
+        fb = self.model.fixed_batch
+        if fb is not None and x.shape[0] != fb:
+            if fb != 1:
+                raise ConfigError(f"ONNX model {self.model.path.name} takes batches of exactly {fb}, not {x.shape[0]}.")
+            return torch.cat([self.infer(x[i:i + 1]) for i in range(x.shape[0])])
+        if self.device.type == "cuda":
+            return self._infer_cuda(x)
+        arr = x.detach().contiguous().numpy()
+        out = self.session.run([self.model.output_name], {self.model.input_name: arr})[0]
+        return torch.from_numpy(out)
+
+    def _infer_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        """Device-to-device: ONNX Runtime reads ``x``'s memory and writes into a reused torch tensor.
+
+        The returned tensor is overwritten by the next call with the same input shape.
+        """
+        x = x.detach().to(torch.float32).contiguous()
+        idx = self.device.index or 0
+        torch.cuda.current_stream(self.device).synchronize()  # x was written by torch kernels
+        io = self.session.io_binding()
+        io.bind_input(self.model.input_name, "cuda", idx, np.float32, list(x.shape), x.data_ptr())
+        key = tuple(x.shape)
+        out = self._cuda_out.get(key)
+        if out is None:  # first call for this shape: let ONNX Runtime allocate, learn the output shape
+            io.bind_output(self.model.output_name, "cuda", idx)
+            self.session.run_with_iobinding(io)
+            first = torch.from_numpy(io.copy_outputs_to_cpu()[0])
+            out = self._cuda_out[key] = torch.empty(first.shape, dtype=self._out_type, device=self.device)
+            out.copy_(first.to(self._out_type))
+            return out
+        np_type = torch.empty(0, dtype=out.dtype).numpy().dtype
+        io.bind_output(self.model.output_name, "cuda", idx, np_type, list(out.shape), out.data_ptr())
+        self.session.run_with_iobinding(io)
+        io.synchronize_outputs()
+        return out

@@ -1,0 +1,200 @@
+"""Backend selection and fallback, int8 through ONNX Runtime, runtime parameters, CUDA graphs (where CUDA exists)."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from seg_ros.bags import BagWriter
+from seg_ros.cli import main
+from seg_ros.errors import ConfigError
+from seg_ros.metrics import ConfusionMatrix
+from seg_ros.pipeline import Segmenter
+from seg_ros.runtime import BackendUnavailableError, RuntimeOptions, can_run, choose_backend
+from seg_ros.runtime.calibration import CalibrationError, load_calibration, read_calibration_frames
+from seg_ros.synthetic import generate_scene
+
+CPU = torch.device("cpu")
+HAS_TRT = can_run("tensorrt", torch.device("cuda", 0), "fp16", False)[0] if torch.cuda.is_available() else False
+
+
+@pytest.fixture
+def opts(tmp_path):
+    return RuntimeOptions(cache_dir=str(tmp_path / "cache"))
+
+
+def test_auto_prefers_onnxruntime_on_the_cpu_and_says_why(random_model_file, opts, caplog):
+    assert choose_backend(CPU, "fp32", False)[0] == "onnxruntime"
+    name, why = choose_backend(CPU, "fp32", False)
+    assert "not tensorrt: TensorRT needs a CUDA device" in why
+    with caplog.at_level(logging.INFO, logger="seg_ros.runtime"):
+        seg = Segmenter(random_model_file, device="cpu", backend="auto", runtime=opts)
+    assert seg.backend.name == "onnxruntime"
+    assert caplog.text.count("backend onnxruntime chosen") == 1
+    assert "auto: ONNX Runtime is the fastest CPU backend" in seg.describe()
+    assert choose_backend(CPU, "fp32", False, exclude=("onnxruntime",))[0] == "torch"
+    with pytest.raises(BackendUnavailableError, match="no backend can run this model at fp16 on cpu"):
+        choose_backend(CPU, "fp16", False)
+
+
+def test_tensorrt_without_tensorrt_falls_back_or_fails_by_parameter(random_model_file, opts, caplog):
+    if HAS_TRT:
+        pytest.skip("TensorRT is usable here")
+    with caplog.at_level(logging.WARNING, logger="seg_ros.runtime"):
+        seg = Segmenter(random_model_file, device="cpu", backend="tensorrt", runtime=opts)
+    assert seg.backend.name == "onnxruntime"
+    assert "falling back to onnxruntime" in caplog.text
+    assert "fallback from tensorrt" in seg.describe()
+    strict = RuntimeOptions(cache_dir=opts.cache_dir, fallback=False)
+    with pytest.raises(BackendUnavailableError, match="tensorrt backend needs a CUDA device|needs TensorRT"):
+        Segmenter(random_model_file, device="cpu", backend="tensorrt", runtime=strict)
+
+
+def test_cli_backend_errors_exit_2(random_model_file, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((64, 96, 3), np.uint8))
+    base = ["segment", str(img), "--model", str(random_model_file), "--out", str(tmp_path / "o"),
+            "--cache-dir", str(tmp_path / "c")]
+    if not HAS_TRT:
+        assert main([*base, "--device", "cpu", "--backend", "tensorrt", "--no-fallback"]) == 2
+        assert "tensorrt backend" in capsys.readouterr().err
+    assert main([*base, "--device", "cuda:7", "--backend", "onnxruntime"]) == 2
+    assert "cuda:7" in capsys.readouterr().err
+    assert main([*base, "--device", "cpu", "--backend", "onnxruntime", "--precision", "int8"]) == 2
+    err = capsys.readouterr().err
+    assert "int8 needs calibration frames" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_onnxruntime_rejects_what_it_cannot_do(random_model_file, opts):
+    with pytest.raises(ConfigError, match="fp16 is not available with the onnxruntime backend"):
+        Segmenter(random_model_file, device="cpu", backend="onnxruntime", precision="fp16",
+                  runtime=RuntimeOptions(cache_dir=opts.cache_dir, fallback=False))
+    with pytest.raises(ConfigError, match="on_new_shape must be one of"):
+        RuntimeOptions(on_new_shape="maybe")
+    with pytest.raises(ConfigError, match="threads"):
+        RuntimeOptions(threads=-1)
+
+
+def _write_frames(folder, n, size):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(generate_scene(9000 + i, size).image,
+                                                               cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_calibration_frames_from_a_folder_and_a_bag(tmp_path):
+    folder = _write_frames(tmp_path / "frames", 5, (48, 64))
+    frames = read_calibration_frames(folder, limit=3)
+    assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
+    np.testing.assert_array_equal(frames[2], generate_scene(9004, (48, 64)).image)  # evenly spaced: 0, 2, 4
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as w:
+        for i in range(4):
+            w.write_image("/cam/image_raw", generate_scene(9000 + i, (48, 64)).image, 1_000_000_000 * (i + 1))
+    from_bag = read_calibration_frames(bag, limit=10)
+    assert len(from_bag) == 4
+    np.testing.assert_array_equal(from_bag[1], frames[0] if False else generate_scene(9001, (48, 64)).image)
+    a = load_calibration(folder, (32, 48), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), limit=2)
+    b = load_calibration(folder, (32, 48), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), limit=3)
+    assert a.data.shape == (2, 3, 32, 48) and a.data.dtype == np.float32 and a.sha256 != b.sha256
+    assert a.data.min() >= -2.0 and a.data.max() <= 2.0  # (x/255 - 0.5) / 0.25
+    for src, msg in (("", "needs calibration frames"), (tmp_path / "nope", "does not exist"),
+                     (tmp_path / "frames" / "000.png", "neither a bag nor an image folder")):
+        with pytest.raises(CalibrationError, match=msg):
+            read_calibration_frames(src)
+
+
+def test_int8_on_the_cpu_is_calibrated_and_close_to_fp32(tmp_path):
+    """The shipped model at a small size: int8 (QDQ, calibrated on 8 frames) against fp32 on the same frames."""
+    size = (96, 160)
+    folder = _write_frames(tmp_path / "calib", 8, size)
+    opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), calibration=str(folder), fallback=False)
+    fp32 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", runtime=opts)
+    int8 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", precision="int8",
+                     runtime=opts)
+    assert int8.backend.precision == "int8"
+    (q,) = (tmp_path / "cache" / "int8").glob("*.onnx")
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(q)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
+    agree = []
+    for seed in range(500, 504):
+        sc = generate_scene(seed, size)
+        a, b = fp32.segment(sc.image).labels, int8.segment(sc.image).labels
+        cms[0].update(a, sc.labels)
+        cms[1].update(b, sc.labels)
+        agree.append((a == b).mean())
+    assert np.mean(agree) > 0.9
+    assert abs(cms[0].miou() - cms[1].miou()) < 0.05
+    # cached: a second int8 Segmenter reuses the quantized model
+    mtime = q.stat().st_mtime_ns
+    Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", precision="int8", runtime=opts)
+    assert q.stat().st_mtime_ns == mtime
+
+
+def test_runtime_parameters_reach_the_segmenter(tmp_path, random_model_file):
+    from seg_ros.ros.params import load_params_file, segmenter_kwargs
+
+    p = tmp_path / "params.yaml"
+    p.write_text(f"""
+segmentation_node:
+  ros__parameters:
+    model: {random_model_file}
+    backend: onnxruntime
+    device: cpu
+    runtime:
+      threads: 1
+      cache_dir: {tmp_path / 'cache'}
+      on_new_shape: error
+""")
+    kw = segmenter_kwargs(load_params_file(p))
+    rt = kw["runtime"]
+    assert (rt.threads, rt.on_new_shape, rt.fallback, rt.cuda_graphs) == (1, "error", True, False)
+    seg = Segmenter(**kw)
+    assert seg.backend.name == "onnxruntime" and seg.backend.threads == 1
+    p.write_text(p.read_text().replace("error", "sometimes"))
+    with pytest.raises(ConfigError, match="runtime.on_new_shape must be one of rebuild, error"):
+        load_params_file(p)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graphs_replay_matches_eager(random_model_file, precision):
+    frames = [generate_scene(s, (64, 96)).image for s in range(3)]
+    eager = Segmenter(random_model_file, device="cuda:0", precision=precision)
+    graphed = Segmenter(random_model_file, device="cuda:0", precision=precision,
+                        runtime=RuntimeOptions(cuda_graphs=True))
+    assert "with CUDA graphs" in graphed.describe()
+    for f in frames + frames[:1]:  # a replay after other inputs gives the same answer
+        a, b = eager.segment(f), graphed.segment(f)
+        assert (a.labels == b.labels).mean() >= 0.999
+    assert len(graphed.backend._graphs) == 1
+    graphed.segment(np.zeros((64, 64, 3), np.uint8))  # a new shape captures a second graph
+    assert len(graphed.backend._graphs) == 2
+
+
+@needs_cuda
+def test_onnxruntime_on_cuda_or_a_clear_error(random_model_file, tmp_path):
+    from seg_ros.runtime.ort_backend import ort_cuda_available
+
+    strict = RuntimeOptions(cache_dir=str(tmp_path), fallback=False)
+    if not ort_cuda_available():
+        with pytest.raises(BackendUnavailableError, match="CUDA provider"):
+            Segmenter(random_model_file, device="cuda:0", backend="onnxruntime", runtime=strict)
+        return
+    frame = generate_scene(1, (64, 96)).image
+    ref = Segmenter(random_model_file, device="cuda:0").segment(frame)
+    seg = Segmenter(random_model_file, device="cuda:0", backend="onnxruntime", runtime=strict)
+    for _ in range(2):
+        assert (seg.segment(frame).labels == ref.labels).mean() >= 0.999

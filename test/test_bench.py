@@ -17,6 +17,8 @@ def test_bench_rows_and_overhead(random_model_file):
     assert model_row.mode == "model" and e2e.mode == "e2e"
     assert model_row.resolution == e2e.resolution == "64x96" and model_row.frames == 4
     assert model_row.fps > 0 and model_row.p50_ms <= model_row.p99_ms
+    for row in (model_row, e2e):  # fps is frames per second of the same samples the latencies come from
+        assert 0.25 <= row.fps * row.p50_ms / 1000.0 <= 4.0
     assert set(e2e.stages_ms) == {"preprocess", "infer", "crf", "postprocess", "render"}
     st = e2e.stages_ms
     assert e2e.overhead_pct == pytest.approx(100 * (st["preprocess"] + st["postprocess"] + st["render"]) / st["infer"])

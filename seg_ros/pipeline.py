@@ -266,18 +266,7 @@ class Segmenter:
         t4 = self._clock()
         stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
         stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
-        timings = dict(zip(STAGES, stage_ms))
-        timings["total"] = sum(stage_ms)
-        return [
-            SegResult(
-                labels=labels[i],
-                color=None if color is None else color[i],
-                overlay=None if overlay is None else overlay[i],
-                confidence=None if confidence is None else confidence[i],
-                timings=dict(timings),
-            )
-            for i in range(n)
-        ]
+        return _split_batch(labels, color, overlay, confidence, stage_ms)
 
     def _label_map_results(self, frames: np.ndarray, src, ids: torch.Tensor, wanted: frozenset[str],
                            clocks: tuple[float, float, float]) -> list[SegResult]:
@@ -300,13 +289,9 @@ class Segmenter:
         if "color" in wanted or "overlay" in wanted:
             color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
         t4 = self._clock()
+        # No CRF stage: a label map has no probabilities to refine.
         stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t2), (t2, t3), (t3, t4))]
-        timings = dict(zip(STAGES, stage_ms))  # no CRF: a label map has no probabilities to refine
-        timings["total"] = sum(stage_ms)
-        return [SegResult(labels=labels[i], color=None if color is None else color[i],
-                          overlay=None if overlay is None else overlay[i],
-                          confidence=None if confidence is None else confidence[i], timings=dict(timings))
-                for i in range(n)]
+        return _split_batch(labels, color, overlay, confidence, stage_ms)
 
     def _upload(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
         """On CUDA: the frames as a uint8 (N, H, W, 3) device tensor, copied from a reused pinned buffer.
@@ -393,6 +378,23 @@ def _check_frame(frame: np.ndarray) -> None:
         raise InputError(f"a frame must be an H×W×3 RGB array, not shape {frame.shape}.")
     if frame.dtype != np.uint8:
         raise InputError(f"a frame must be uint8, not {frame.dtype}.")
+
+
+def _split_batch(labels: np.ndarray, color: np.ndarray | None, overlay: np.ndarray | None,
+                 confidence: np.ndarray | None, stage_ms: list[float]) -> list[SegResult]:
+    """One :class:`SegResult` per frame of (N, ...) batch outputs; ``stage_ms`` per frame, in STAGES order."""
+    timings = dict(zip(STAGES, stage_ms))
+    timings["total"] = sum(stage_ms)
+    return [
+        SegResult(
+            labels=labels[i],
+            color=None if color is None else color[i],
+            overlay=None if overlay is None else overlay[i],
+            confidence=None if confidence is None else confidence[i],
+            timings=dict(timings),
+        )
+        for i in range(len(labels))
+    ]
 
 
 __all__ = ["OUTPUTS", "STAGES", "ModelMeta", "SegResult", "Segmenter", "format_resolution", "parse_resolution"]

@@ -173,10 +173,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, loss=args.loss, lr=args.lr, weight_decay=args.weight_decay,
-        pretrained=args.pretrained,
+        optimizer=args.optimizer, loss=args.loss, class_weights=args.class_weights, lr=args.lr,
+        weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init,
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,
-        max_steps_per_epoch=args.max_steps_per_epoch,
+        max_steps_per_epoch=args.max_steps_per_epoch, command=_command_line(args),
     )
     if not args.resume and cfg.checkpoint.exists():
         raise SegRosError(f"checkpoint {cfg.checkpoint} exists; pass --resume to continue it or delete it.")
@@ -185,7 +185,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
-    import shlex
 
     from seg_ros.checkpoint_import import import_checkpoint
 
@@ -196,7 +195,7 @@ def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
         kw["std"] = args.std
     report = import_checkpoint(args.checkpoint, args.out, label_set=args.label_set, input_size=args.input_size,
                                provenance=provenance, half=args.half,
-                               command=shlex.join(["seg-ros", *sys.argv[1:]]), **kw)
+                               command=_command_line(args), **kw)
     meta = report.meta
     print(f"read {args.checkpoint} as a {report.source_format} checkpoint: {report.consumed} tensors mapped onto "
           f"{meta.architecture} ({meta.num_classes} classes, {meta.label_set.name}), every key matched")
@@ -346,7 +345,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,
         charts=args.charts, progress=not args.quiet)
     settings = {"params_file": str(args.params) if args.params else None, "overrides": overrides, "values": values}
-    evaluate_bag(opts, seg, settings=settings, command=" ".join(["seg-ros", *sys.argv[1:]]))
+    evaluate_bag(opts, seg, settings=settings, command=_command_line(args))
     print(f"wrote {Path(args.out) / 'report.md'}, report.json" + (" and the charts" if args.charts else "") +
           (f"; output bag {args.out_bag}" if args.out_bag else ""))
 
@@ -497,10 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     p.add_argument("--loss", choices=["ce", "ohem"], default="ce", help="ohem: hardest pixels only")
+    p.add_argument("--class-weights", choices=["none", "median-frequency"], default="none",
+                   help="per-class loss weights from the training labels (default: %(default)s)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--weight-decay", type=float, default=4e-5)
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="do not initialise the backbone from ImageNet")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune: start from every weight of this model file or shipped model "
+                        "(same architecture and label set) instead of ImageNet")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
@@ -677,9 +681,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (for provenance), also when :func:`main` is called with an argument list."""
+    import shlex
+
+    return shlex.join(["seg-ros", *args.argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except SegRosError as e:

@@ -88,6 +88,10 @@ class FolderDataset:
                              f"{img.shape[1]}x{img.shape[0]}.")
         return img, lab
 
+    def labels(self, i: int) -> np.ndarray:
+        """Only the (H, W) uint8 label map of pair ``i`` (no image decoding)."""
+        return read_labels(self.pairs[i][1])
+
 
 class SyntheticDataset:
     """``count`` procedural scenes with seeds ``first_seed .. first_seed + count - 1`` at ``size`` (H, W)."""
@@ -106,6 +110,10 @@ class SyntheticDataset:
             raise IndexError(i)
         s = generate_scene(self.first_seed + i, self.size)
         return s.image, s.labels
+
+    def labels(self, i: int) -> np.ndarray:
+        """The (H, W) uint8 label map of scene ``i``."""
+        return self[i][1]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ every epoch.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -32,11 +33,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from seg_ros.class_balance import class_weights
 from seg_ros.datasets import Augment, FolderDataset, SyntheticDataset
 from seg_ros.errors import ConfigError, SegRosError
 from seg_ros.labels import LabelSet, get_label_set
 from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, save_model
+from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, resolve_model, save_model
 from seg_ros.models import build, get_spec
 from seg_ros.outputs import atomic_path
 from seg_ros.pretrained import init_backbone
@@ -75,8 +77,13 @@ class TrainConfig:
     loss: str = "ce"
     """``ce`` (cross-entropy) or ``ohem`` (cross-entropy over the hardest pixels: those with p_true < 0.7,
     at least 1/16 of the batch's valid pixels), which helps small classes."""
+    class_weights: str = "none"
+    """``none`` or ``median-frequency``: per-class loss weights from the training labels (see class_balance)."""
     pretrained: bool = True
     """Initialise the backbone with ImageNet weights."""
+    init: str | None = None
+    """A model file (path or shipped name) whose weights initialise the whole model (fine-tuning);
+    its architecture and label set must match. Takes the place of the ImageNet initialisation."""
     device: str = "auto"
     amp: bool = True
     """Mixed precision (fp16 autocast) on CUDA; ignored on the CPU."""
@@ -136,19 +143,29 @@ def _sources(cfg: TrainConfig):
     return FolderDataset(cfg.data, cfg.train_split), FolderDataset(cfg.data, cfg.val_split)
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_id: int, kind: str = "ce") -> torch.Tensor:
-    """Pixel-wise loss of (N, C, H, W) logits against (N, H, W) int64 targets; ``kind`` is ``ce`` or ``ohem``."""
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_id: int, kind: str = "ce",
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Pixel-wise loss of (N, C, H, W) logits against (N, H, W) int64 targets; ``kind`` is ``ce`` or ``ohem``.
+
+    ``weight`` (C,) scales each class's pixels; the result is the weighted mean over the
+    counted pixels (all valid ones for ``ce``, the hard ones for ``ohem``, which are picked
+    by their unweighted loss).
+    """
     if kind == "ce":
-        return F.cross_entropy(logits, target, ignore_index=ignore_id)
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_id)
     if kind != "ohem":
         raise ConfigError(f"loss must be ce or ohem, not {kind!r}.")
     per_pixel = F.cross_entropy(logits, target, ignore_index=ignore_id, reduction="none").flatten()
     valid = (target != ignore_id).sum()
     n_min = max(int(valid) // 16, 1)
-    hard = per_pixel[per_pixel > -math.log(0.7)]
+    hard = (per_pixel > -math.log(0.7)).nonzero().squeeze(1)
     if hard.numel() < n_min:
-        hard = per_pixel.topk(min(n_min, per_pixel.numel())).values
-    return hard.mean()
+        hard = per_pixel.topk(min(n_min, per_pixel.numel())).indices
+    if weight is None:
+        return per_pixel[hard].mean()
+    t = target.flatten()[hard]
+    w = torch.where(t == ignore_id, 0.0, weight[t.clamp(max=len(weight) - 1)])  # ignored pixels weigh nothing
+    return (per_pixel[hard] * w).sum() / w.sum().clamp(min=1e-12)
 
 
 class Normalizer(nn.Module):
@@ -208,13 +225,19 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     spec = get_spec(cfg.architecture)
     torch.manual_seed(cfg.seed)
     model = build(cfg.architecture, label_set.num_classes, **cfg.arch_kwargs)
-    if cfg.pretrained and spec.pretrained_backbone:
+    parent: dict[str, Any] | None = None
+    if cfg.init:
+        parent = _init_from_model_file(model, cfg, label_set)
+        log(f"initialised every weight from {cfg.init} (val mIoU {parent.get('val_miou', '?')})")
+    elif cfg.pretrained and spec.pretrained_backbone:
         n = init_backbone(model.backbone, spec.pretrained_backbone)
         log(f"initialised the backbone from ImageNet weights ({spec.pretrained_backbone}, {n} tensors)")
     model = model.to(device).to(memory_format=torch.channels_last)
     norm = Normalizer().to(device)
     optimizer = _make_optimizer(cfg, model)
     use_amp = cfg.amp and device.type == "cuda"
+    weight = _loss_weights(cfg, train_src, label_set, log)
+    weight = None if weight is None else weight.to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     dataset = _Augmented(train_src, Augment(cfg.crop, cfg.scale, True, label_set.ignore_id), cfg.seed)
@@ -252,7 +275,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             y = labels.to(device, non_blocking=True).long()
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = model(x)
-            loss = segmentation_loss(logits.float(), y, label_set.ignore_id, cfg.loss)
+            loss = segmentation_loss(logits.float(), y, label_set.ignore_id, cfg.loss, weight)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -273,7 +296,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
                 input_size=cfg.synthetic_size if cfg.data is None else tuple(val_src[0][1].shape),
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 provenance=_provenance(cfg, train_src, val_src, epoch + 1, miou, cm, device,
-                                       time.perf_counter() - t_start),
+                                       time.perf_counter() - t_start, parent),
             )
             save_model(cfg.out, model, meta, half=cfg.half)
             log(f"  new best: wrote {cfg.out}")
@@ -281,7 +304,37 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     return TrainResult(best, best_epoch, history, Path(cfg.out))
 
 
-def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds) -> dict[str, Any]:
+SYNTHETIC_WEIGHT_SCENES = 200
+"""Synthetic training scenes sampled for class weights (the generator's class mix is stationary)."""
+
+
+def _loss_weights(cfg: TrainConfig, train_src, label_set: LabelSet, log: Callable[[str], None]) -> torch.Tensor | None:
+    count = len(train_src) if cfg.data is not None else min(len(train_src), SYNTHETIC_WEIGHT_SCENES)
+    weights = class_weights(cfg.class_weights, train_src.labels, count, label_set.num_classes)
+    if weights is None:
+        return None
+    log("class weights (" + cfg.class_weights + "): "
+        + ", ".join(f"{n} {w:.2f}" for n, w in zip(label_set.names, weights)))
+    return torch.from_numpy(weights)
+
+
+def _init_from_model_file(model: nn.Module, cfg: TrainConfig, label_set: LabelSet) -> dict[str, Any]:
+    """Load every weight of the model file ``cfg.init`` into ``model``; returns the parent's provenance summary."""
+    path = resolve_model(cfg.init)
+    parent, meta = load_model(path)
+    if meta.architecture != cfg.architecture or meta.arch_kwargs != cfg.arch_kwargs:
+        raise ConfigError(f"--init model {path} is {meta.architecture} {meta.arch_kwargs or ''}, "
+                          f"not {cfg.architecture} {cfg.arch_kwargs or ''}.")
+    if meta.label_set.names != label_set.names:
+        raise ConfigError(f"--init model {path} predicts the {meta.label_set.name} classes, "
+                          f"not those of {label_set.name}.")
+    model.load_state_dict(parent.state_dict(), strict=True)
+    prov = meta.provenance
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            **{k: prov[k] for k in ("dataset", "epochs", "val_miou", "date", "command") if k in prov}}
+
+
+def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds, parent=None) -> dict[str, Any]:
     return {
         "dataset": train_src.name if cfg.data is not None else
         f"synthetic[0:{cfg.epochs * cfg.synthetic_train}]@{cfg.synthetic_size[0]}x{cfg.synthetic_size[1]}",
@@ -293,7 +346,9 @@ def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds) -> di
                     for n, v in zip(get_label_set(cfg.label_set).names, cm.iou())},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": cfg.command,
-        "pretrained": "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none",
+        "pretrained": ("fine-tuned" if cfg.init else
+                       "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none"),
+        **({"init": parent} if parent else {}),
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
         "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "train_seconds": round(seconds, 1),

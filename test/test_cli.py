@@ -127,3 +127,21 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"seg-ros segment: error: input {tmp_path / 'x.png'} does not exist."
     assert not (tmp_path / "o").exists()
+
+
+def test_train_fine_tunes_with_class_weights_from_the_command_line(random_model_file, tmp_path, capsys):
+    out = tmp_path / "ft.safetensors"
+    common = ["train", "--synthetic", "--synthetic-train", "4", "--synthetic-val", "1", "--synthetic-size", "64x96",
+              "--crop", "64x96", "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0",
+              "--quiet", "--class-weights", "median-frequency"]
+    assert main([*common, "--init", str(random_model_file), "--out", str(out)]) == 0
+    assert "class weights (median-frequency): Sky" in capsys.readouterr().out
+    from seg_ros.modelfile import read_meta
+
+    prov = read_meta(out).provenance
+    assert prov["init"]["file"] == "random.safetensors" and prov["recipe"]["class_weights"] == "median-frequency"
+    assert "--init" in prov["command"]
+    bad = tmp_path / "bad.safetensors"
+    assert main([*common, "--init", str(tmp_path / "absent.safetensors"), "--out", str(bad)]) == 2
+    assert "absent.safetensors does not exist" in capsys.readouterr().err
+    assert not bad.exists() and not bad.with_suffix(".ckpt.safetensors").exists()

@@ -115,3 +115,83 @@ def test_ohem_averages_only_the_hard_pixels():
         F.cross_entropy(easy, target, ignore_index=255, reduction="none").max().item())
     with pytest.raises(SegRosError, match="loss must be ce or ohem"):
         segmentation_loss(logits, target, 255, "focal")
+
+
+def test_weighted_losses_are_weighted_means_over_the_counted_pixels():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 5, 7, generator=g)
+    target = torch.randint(0, 3, (2, 5, 7), generator=g)
+    target[0, 0, :3] = 255
+    weight = torch.tensor([0.5, 2.0, 4.0])
+    per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none")
+    w = torch.where(target == 255, torch.tensor(0.0), weight[target.clamp(max=2)])
+    assert segmentation_loss(logits, target, 255, "ce", weight).item() == pytest.approx(
+        ((per_pixel * w).sum() / w.sum()).item(), rel=1e-5)
+    hard = per_pixel > -np.log(0.7)
+    assert segmentation_loss(logits, target, 255, "ohem", weight).item() == pytest.approx(
+        ((per_pixel * w)[hard].sum() / w[hard].sum()).item(), rel=1e-5)
+    ones = torch.ones(3)
+    for kind in ("ce", "ohem"):
+        assert segmentation_loss(logits, target, 255, kind, ones).item() == pytest.approx(
+            segmentation_loss(logits, target, 255, kind).item(), rel=1e-5)
+
+
+def test_median_frequency_weights_match_the_definition():
+    from seg_ros.class_balance import class_pixel_counts, class_weights, median_frequency_weights
+
+    a = np.zeros((4, 5), np.uint8)  # 20 px: 12 of class 0, 6 of class 1, 2 ignored
+    a[3] = 1
+    a[2, :1] = 1
+    a[2, 1:3] = 255
+    b = np.full((2, 5), 2, np.uint8)  # 10 px, all class 2
+    b[0, 0] = 0
+    pixels, frame_pixels = class_pixel_counts([a, b], 2, 4)
+    assert pixels.tolist() == [13, 6, 9, 0]
+    assert frame_pixels.tolist() == [28, 18, 10, 0]  # the ignored pixels count in no frame total
+    freq = np.array([13 / 28, 6 / 18, 9 / 10])
+    expected = np.median(freq) / freq
+    w = median_frequency_weights(pixels, frame_pixels)
+    np.testing.assert_allclose(w[:3], expected, rtol=1e-6)
+    assert w[3] == 1.0 and w.dtype == np.float32
+    assert class_weights("none", [a, b], 2, 4) is None
+    np.testing.assert_allclose(class_weights("median-frequency", lambda i: [a, b][i], 2, 4), w)
+    with pytest.raises(SegRosError, match="class weights must be one of none, median-frequency"):
+        class_weights("inverse", [a], 1, 4)
+    with pytest.raises(SegRosError, match="no pixel of any class"):
+        class_weights("median-frequency", [np.full((2, 2), 255, np.uint8)], 1, 4)
+
+
+def test_init_fine_tunes_from_a_model_file_and_records_its_parent(tmp_path):
+    import hashlib
+
+    parent = train(_cfg(tmp_path / "p", epochs=1), progress=False, log=lambda s: None).model_path
+    logs = []
+    # lr 0 keeps the learned weights (only BatchNorm statistics move in training mode), so the child's
+    # parameters must equal the parent's.
+    child = train(_cfg(tmp_path / "c", epochs=1, lr=0.0, init=str(parent), class_weights="median-frequency"),
+                  progress=False, log=logs.append)
+    assert any(line.startswith(f"initialised every weight from {parent}") for line in logs)
+    assert any(line.startswith("class weights (median-frequency): Sky ") for line in logs)
+    prov = read_meta(child.model_path).provenance
+    assert prov["pretrained"] == "fine-tuned"
+    assert prov["init"]["file"] == parent.name
+    assert prov["init"]["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert prov["init"]["val_miou"] == read_meta(parent).provenance["val_miou"]
+    assert prov["recipe"]["class_weights"] == "median-frequency"
+    pm, _ = load_model(parent)
+    cm, _ = load_model(child.model_path)
+    p_state, c_state = pm.state_dict(), cm.state_dict()
+    for k, v in p_state.items():
+        if "running_" not in k and "num_batches" not in k:
+            assert torch.equal(v, c_state[k]), k
+
+
+def test_init_refuses_a_model_of_another_architecture_or_label_set(tmp_path):
+    parent = train(_cfg(tmp_path / "p", epochs=1), progress=False, log=lambda s: None).model_path
+    with pytest.raises(SegRosError, match="is liteseg_mobilenetv2 .*not liteseg_shufflenet"):
+        train(_cfg(tmp_path / "a", architecture="liteseg_shufflenet", init=str(parent)),
+              progress=False, log=lambda s: None)
+    with pytest.raises(SegRosError, match="predicts the camvid classes, not those of voc"):
+        train(_cfg(tmp_path / "b", label_set="voc", init=str(parent)), progress=False, log=lambda s: None)
+    with pytest.raises(SegRosError, match="does not exist"):
+        train(_cfg(tmp_path / "c", init=str(tmp_path / "missing.safetensors")), progress=False, log=lambda s: None)

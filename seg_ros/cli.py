@@ -174,7 +174,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, loss=args.loss, class_weights=args.class_weights, lr=args.lr,
-        weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init,
+        weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init, ema=args.ema,
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,
         max_steps_per_epoch=args.max_steps_per_epoch, command=_command_line(args),
     )
@@ -539,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=4e-5)
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="do not initialise the backbone from ImageNet")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and write an exponential moving average of the weights, e.g. 0.995 "
+                        "(default: 0, off)")
     p.add_argument("--init", metavar="MODEL",
                    help="fine-tune: start from every weight of this model file or shipped model "
                         "(same architecture and label set) instead of ImageNet")

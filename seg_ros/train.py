@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -81,6 +82,9 @@ class TrainConfig:
     """``none`` or ``median-frequency``: per-class loss weights from the training labels (see class_balance)."""
     pretrained: bool = True
     """Initialise the backbone with ImageNet weights."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights and BatchNorm statistics (e.g. 0.995), updated
+    every step; validation and the written model use the average. 0 turns it off."""
     init: str | None = None
     """A model file (path or shipped name) whose weights initialise the whole model (fine-tuning);
     its architecture and label set must match. Takes the place of the ImageNet initialisation."""
@@ -219,6 +223,8 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     """Run a training job; returns the best validation mIoU and where the model was written."""
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("epochs and batch size must be at least 1.")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ConfigError(f"the EMA decay must lie in [0, 1), not {cfg.ema}.")
     label_set = get_label_set(cfg.label_set)
     device = resolve_device(cfg.device)
     train_src, val_src = _sources(cfg)
@@ -235,6 +241,9 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     model = model.to(device).to(memory_format=torch.channels_last)
     norm = Normalizer().to(device)
     optimizer = _make_optimizer(cfg, model)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+           if cfg.ema > 0 else None)
+    evaluated = model if ema is None else ema.module
     use_amp = cfg.amp and device.type == "cuda"
     weight = _loss_weights(cfg, train_src, label_set, log)
     weight = None if weight is None else weight.to(device)
@@ -250,7 +259,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
 
     start_epoch, best, best_epoch, history = 0, -1.0, -1, []
     if cfg.checkpoint.exists():
-        start_epoch, best, best_epoch, history = _load_checkpoint(cfg, model, optimizer, scaler)
+        start_epoch, best, best_epoch, history = _load_checkpoint(cfg, model, optimizer, scaler, ema)
         log(f"resumed from {cfg.checkpoint} after epoch {start_epoch} (best val mIoU {best:.4f})")
 
     t_start = time.perf_counter()
@@ -280,11 +289,13 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             bar.update()
         bar.close()
-        cm = validate(model, val_src, label_set, device, norm, progress)
+        cm = validate(evaluated, val_src, label_set, device, norm, progress)
         miou = cm.miou()
         rec = EpochRecord(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - t0)
         history.append(rec)
@@ -298,9 +309,9 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
                 provenance=_provenance(cfg, train_src, val_src, epoch + 1, miou, cm, device,
                                        time.perf_counter() - t_start, parent),
             )
-            save_model(cfg.out, model, meta, half=cfg.half)
+            save_model(cfg.out, evaluated, meta, half=cfg.half)
             log(f"  new best: wrote {cfg.out}")
-        _save_checkpoint(cfg, model, optimizer, scaler, epoch + 1, best, best_epoch, history)
+        _save_checkpoint(cfg, model, optimizer, scaler, epoch + 1, best, best_epoch, history, ema)
     return TrainResult(best, best_epoch, history, Path(cfg.out))
 
 
@@ -367,8 +378,10 @@ def _cpu_name() -> str:
 
 # -- checkpoints: safetensors, never pickles ----------------------------------------------------
 
-def _save_checkpoint(cfg, model, optimizer, scaler, epoch, best, best_epoch, history) -> None:
+def _save_checkpoint(cfg, model, optimizer, scaler, epoch, best, best_epoch, history, ema=None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for idx, st in opt["state"].items():
@@ -389,7 +402,7 @@ def _save_checkpoint(cfg, model, optimizer, scaler, epoch, best, best_epoch, his
         save_file(tensors, str(tmp), metadata={CHECKPOINT_KEY: json.dumps(state)})
 
 
-def _load_checkpoint(cfg, model, optimizer, scaler):
+def _load_checkpoint(cfg, model, optimizer, scaler, ema=None):
     path = cfg.checkpoint
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -404,6 +417,8 @@ def _load_checkpoint(cfg, model, optimizer, scaler):
         raise SegRosError(f"checkpoint {path} belongs to a different run (settings differ: {', '.join(diff)}); "
                           "delete it or use another --out.")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if ema is not None:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}, strict=True)
     opt_state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):

@@ -1,5 +1,7 @@
 """Training on real (small) inputs: synthetic scenes and a CamVid-layout folder written to tmp_path."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -195,3 +197,25 @@ def test_init_refuses_a_model_of_another_architecture_or_label_set(tmp_path):
         train(_cfg(tmp_path / "b", label_set="voc", init=str(parent)), progress=False, log=lambda s: None)
     with pytest.raises(SegRosError, match="does not exist"):
         train(_cfg(tmp_path / "c", init=str(tmp_path / "missing.safetensors")), progress=False, log=lambda s: None)
+
+
+def test_ema_model_is_validated_written_and_resumed(tmp_path):
+    from safetensors import safe_open
+
+    cfg = _cfg(tmp_path, epochs=1, ema=0.5, max_steps_per_epoch=3)
+    res = train(cfg, progress=False, log=lambda s: None)
+    with safe_open(str(cfg.checkpoint), "pt") as f:
+        raw = {k[6:]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+        ema = {k[11:]: f.get_tensor(k) for k in f.keys() if k.startswith("ema.module.")}
+        n_averaged = f.get_tensor("ema.n_averaged")
+    assert int(n_averaged) == 3 and set(ema) == set(raw)
+    written, _ = load_model(res.model_path)
+    state = written.state_dict()
+    assert all(torch.equal(state[k], ema[k]) for k in state)
+    assert any(not torch.equal(state[k], raw[k]) for k in state if state[k].is_floating_point())
+    # Resuming restores the average: one more epoch continues from 3 averaged steps to 6.
+    train(replace(cfg, epochs=2), progress=False, log=lambda s: None)
+    with safe_open(str(cfg.checkpoint), "pt") as f:
+        assert int(f.get_tensor("ema.n_averaged")) == 6
+    with pytest.raises(SegRosError, match="EMA decay must lie in"):
+        train(_cfg(tmp_path / "bad", ema=1.0), progress=False, log=lambda s: None)

@@ -172,7 +172,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         out=args.out, architecture=args.model, arch_kwargs=dict(args.model_arg or []), data=args.data,
         label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
-        crop=args.crop, scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
+        crop=args.crop, val_size=args.val_size,
+        scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, loss=args.loss, class_weights=args.class_weights, lr=args.lr,
         weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init, ema=args.ema,
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-val", type=int, default=100, help="held-out synthetic validation scenes")
     p.add_argument("--synthetic-size", type=_resolution, default=(360, 640), help="synthetic scene size HxW")
     p.add_argument("--crop", type=_resolution, default=(360, 480), help="training crop HxW")
+    p.add_argument("--val-size", type=_resolution, default=None, metavar="HxW",
+                   help="inference size for validation and the model's default resolution "
+                        "(default: the validation frames' size)")
     p.add_argument("--scale-min", type=float, default=0.5)
     p.add_argument("--scale-max", type=float, default=2.0)
     p.add_argument("--epochs", type=int, default=50)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,6 +68,9 @@ class TrainConfig:
     """Held-out synthetic validation scenes (seeds from 1,000,000)."""
     synthetic_size: tuple[int, int] = (360, 640)
     crop: tuple[int, int] = (360, 480)
+    val_size: tuple[int, int] | None = None
+    """Inference size (H, W) for validation, also written as the model's default inference size;
+    None = the validation frames' own size."""
     scale: tuple[float, float] = (0.5, 2.0)
     epochs: int = 50
     batch_size: int = 8
@@ -187,17 +191,27 @@ class Normalizer(nn.Module):
 
 @torch.inference_mode()
 def validate(model: nn.Module, source, label_set: LabelSet, device: torch.device,
-             norm: Normalizer | None = None, progress: bool = False) -> ConfusionMatrix:
-    """Confusion matrix of ``model`` on every full frame of ``source`` (frames run one at a time)."""
+             norm: Normalizer | None = None, progress: bool = False,
+             size: tuple[int, int] | None = None) -> ConfusionMatrix:
+    """Confusion matrix of ``model`` on every full frame of ``source`` (frames run one at a time).
+
+    ``size`` (H, W): run the network at this inference size as the Segmenter does (frame resized, logits
+    upsampled bilinearly back to the frame), scoring at the labels' own resolution; None = the frame's size.
+    """
     norm = (norm or Normalizer()).to(device)
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(label_set.num_classes, label_set.ignore_id)
     for i in tqdm(range(len(source)), desc="val", leave=False, disable=not progress):
         img, lab = source[i]
-        x = norm(torch.from_numpy(img)[None].to(device))
-        pred = model(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
-        cm.update(pred, lab)
+        h, w = lab.shape
+        if size is not None and tuple(size) != (h, w):
+            smaller = size[0] < h and size[1] < w
+            img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
+        logits = model(norm(torch.from_numpy(img)[None].to(device)))
+        if logits.shape[-2:] != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        cm.update(logits.argmax(1)[0].to(torch.uint8).cpu().numpy(), lab)
     model.train(was_training)
     return cm
 
@@ -295,7 +309,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             bar.update()
         bar.close()
-        cm = validate(evaluated, val_src, label_set, device, norm, progress)
+        cm = validate(evaluated, val_src, label_set, device, norm, progress, cfg.val_size)
         miou = cm.miou()
         rec = EpochRecord(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - t0)
         history.append(rec)
@@ -304,7 +318,8 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             best, best_epoch = miou, epoch + 1
             meta = ModelMeta(
                 architecture=cfg.architecture, arch_kwargs=cfg.arch_kwargs, label_set=label_set,
-                input_size=cfg.synthetic_size if cfg.data is None else tuple(val_src[0][1].shape),
+                input_size=tuple(cfg.val_size or (cfg.synthetic_size if cfg.data is None
+                                                  else val_src[0][1].shape)),
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 provenance=_provenance(cfg, train_src, val_src, epoch + 1, miou, cm, device,
                                        time.perf_counter() - t_start, parent),

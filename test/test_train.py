@@ -219,3 +219,29 @@ def test_ema_model_is_validated_written_and_resumed(tmp_path):
         assert int(f.get_tensor("ema.n_averaged")) == 6
     with pytest.raises(SegRosError, match="EMA decay must lie in"):
         train(_cfg(tmp_path / "bad", ema=1.0), progress=False, log=lambda s: None)
+
+
+def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_model_file):
+    from seg_ros.datasets import SyntheticDataset
+    from seg_ros.labels import get_label_set
+    from seg_ros.metrics import ConfusionMatrix
+    from seg_ros.pipeline import Segmenter
+    from seg_ros.train import validate
+
+    model, _ = load_model(random_model_file)
+    source = SyntheticDataset(500, 2, (72, 96))
+    camvid = get_label_set("camvid")
+    for size in ((108, 144), (48, 64)):
+        seg = Segmenter(random_model_file, resolution=size, keep_aspect=False, device="cpu")
+        expected = ConfusionMatrix(camvid.num_classes, camvid.ignore_id)
+        for i in range(len(source)):
+            image, labels = source[i]
+            expected.update(seg.segment(image, outputs=("labels",)).labels, labels)
+        got = validate(model, source, camvid, torch.device("cpu"), size=size)
+        # Identical up to a few argmax ties that float rounding may break either way.
+        assert np.abs(got.matrix - expected.matrix).sum() <= 4, size
+        assert got.total == expected.total == 2 * 72 * 96
+    same = validate(model, source, camvid, torch.device("cpu"), size=(72, 96))
+    assert (same.matrix == validate(model, source, camvid, torch.device("cpu")).matrix).all()
+    res = train(_cfg(tmp_path, epochs=1, val_size=(48, 64)), progress=False, log=lambda s: None)
+    assert read_meta(res.model_path).input_size == (48, 64)

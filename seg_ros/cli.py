@@ -408,13 +408,17 @@ def _bench_crf(args: argparse.Namespace) -> None:
     print(format_speed_table(rows))
     if args.crf_scenes > 0 or args.camvid:
         device = devices[-1]
-        base = CRFConfig()
-        variants = {"fast": replace(base, method="fast")}
-        if args.crf_gate > 0:
-            variants[f"fast, confidence < {args.crf_gate:g}"] = replace(base, method="fast",
-                                                                        confidence_threshold=args.crf_gate)
-        if exact_available():
-            variants = {"exact": replace(base, method="exact"), **variants}
+
+        def variants_of(base: CRFConfig) -> dict[str, CRFConfig]:
+            variants = {"fast": replace(base, method="fast")}
+            if args.crf_gate > 0:
+                variants[f"fast, confidence < {args.crf_gate:g}"] = replace(base, method="fast",
+                                                                            confidence_threshold=args.crf_gate)
+            if exact_available():
+                variants = {"exact": replace(base, method="exact"), **variants}
+            return variants
+
+        variants = variants_of(CRFConfig())
         report["accuracy"] = {}
         if args.crf_scenes > 0:
             seg = Segmenter(args.model, device=device)
@@ -425,12 +429,20 @@ def _bench_crf(args: argparse.Namespace) -> None:
             print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations):")
             print(format_accuracy_table(res))
         if args.camvid:
-            seg = Segmenter(args.camvid_model, device=device)
+            model, resolution, what = args.camvid_model, None, "CRF defaults (DeepLab-LargeFOV, 10 iterations)"
+            if args.camvid_params:
+                from seg_ros.ros.params import crf_config, load_params_file, segmenter_kwargs
+
+                values = load_params_file(args.camvid_params)
+                model, resolution = values["model"], segmenter_kwargs(values)["resolution"]
+                variants = variants_of(crf_config({**values, "crf.enabled": True}))
+                what = f"CRF settings of {args.camvid_params}"
+            seg = Segmenter(model, resolution=resolution, device=device)
             data = FolderDataset(args.camvid, "val")
             res = crf_accuracy(seg, (data[i] for i in range(len(data))), variants)
-            res["model"], res["data"] = seg.describe(), f"{data.name} ({len(data)} frames)"
+            res["model"], res["data"], res["crf"] = seg.describe(), f"{data.name} ({len(data)} frames)", what
             report["accuracy"]["camvid"] = res
-            print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations):")
+            print(f"\n{res['data']}, {res['model']}, {what}:")
             print(format_accuracy_table(res))
     print(f"wrote {write_report(report, args.json)}")
 
@@ -595,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camvid", metavar="DIR", help="with --crf: also score --camvid-model on DIR/val (CamVid layout)")
     p.add_argument("--camvid-model", default="liteseg_mobilenetv2_camvid",
                    help="model for --camvid (default: %(default)s)")
+    p.add_argument("--camvid-params", metavar="YAML",
+                   help="with --camvid: take the model, resolution and CRF kernel settings from this node "
+                        "parameter file (e.g. config/camvid_crf.yaml) instead")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("tune-crf", help="cross-validate the dense CRF's kernel settings on labelled frames")

@@ -324,3 +324,30 @@ def test_crf_bench_and_accuracy_helpers(random_model_file):
     assert res["frames"] == 2 and set(res["variants"]) == {"none", *variants}
     assert res["variants"]["none"]["gain"] == 0.0 and 0 <= res["variants"]["fast"]["miou"] <= 100
     assert "| none |" in format_accuracy_table(res)
+
+
+def test_cli_crf_bench_scores_camvid_with_a_parameter_file(tmp_path, capsys):
+    import json
+
+    import cv2
+
+    root = tmp_path / "camvid"
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "val" / "labels").mkdir(parents=True)
+    for i in range(2):
+        s = generate_scene(4000 + i, (72, 96))
+        cv2.imwrite(str(root / "val" / "images" / f"f{i}.png"), s.image[..., ::-1])
+        cv2.imwrite(str(root / "val" / "labels" / f"f{i}.png"), s.labels)
+    params = tmp_path / "p.yaml"
+    # No pairwise term: the CRF must give back the network's own labels (gain exactly 0).
+    params.write_text("/**:\n  ros__parameters:\n    model: liteseg_mobilenetv2_synthetic\n"
+                      '    resolution: "48x64"\n    crf:\n      w1: 0.0\n      w2: 0.0\n      iterations: 2\n')
+    out = tmp_path / "b.json"
+    assert main(["bench", "--crf", "--device", "cpu", "--resolution", "64x96", "--crf-classes", "3",
+                 "--crf-iterations", "1", "--frames", "1", "--warmup", "0", "--crf-gate", "0", "--crf-scenes", "0",
+                 "--camvid", str(root), "--camvid-params", str(params), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())["accuracy"]["camvid"]
+    assert res["frames"] == 2 and res["crf"] == f"CRF settings of {params}"
+    assert "at 48x64" in res["model"] and "liteseg_mobilenetv2_synthetic" in res["model"]
+    assert res["variants"]["fast"]["gain"] == pytest.approx(0.0, abs=1e-9)
+    assert f"CRF settings of {params}" in capsys.readouterr().out

@@ -425,7 +425,11 @@ def _load_checkpoint(cfg, model, optimizer, scaler, ema=None):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise SegRosError(f"checkpoint {path} cannot be read ({e}); delete it to start afresh.") from e
-    mine = {k: v for k, v in state["config"].items() if k not in ("epochs", "workers", "device")}
+    # A setting that an older checkpoint does not record had its default value then.
+    defaults = asdict(TrainConfig(out=cfg.out, command=cfg.command))
+    mine = {k: state["config"].get(k, defaults[k]) for k in defaults
+            if k not in ("epochs", "workers", "device", "command")}
+    mine = json.loads(json.dumps(mine))
     theirs = {k: v for k, v in asdict(cfg).items() if k in mine}
     if json.loads(json.dumps(theirs)) != mine:
         diff = sorted(k for k in mine if json.loads(json.dumps(theirs.get(k))) != mine[k])

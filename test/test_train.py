@@ -245,3 +245,25 @@ def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_
     assert (same.matrix == validate(model, source, camvid, torch.device("cpu")).matrix).all()
     res = train(_cfg(tmp_path, epochs=1, val_size=(48, 64)), progress=False, log=lambda s: None)
     assert read_meta(res.model_path).input_size == (48, 64)
+
+
+def test_resuming_a_checkpoint_without_the_newer_settings_takes_their_defaults(tmp_path):
+    import json as _json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    cfg = _cfg(tmp_path, epochs=1)
+    train(cfg, progress=False, log=lambda s: None)
+    with safe_open(str(cfg.checkpoint), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state = _json.loads(meta["seg_ros_checkpoint"])
+    for newer in ("ema", "init", "class_weights", "val_size"):  # as written before these settings existed
+        del state["config"][newer]
+    save_file(tensors, str(cfg.checkpoint), metadata={"seg_ros_checkpoint": _json.dumps(state)})
+    logs = []
+    train(replace(cfg, epochs=2), progress=False, log=logs.append)
+    assert any("after epoch 1" in line for line in logs)
+    with pytest.raises(SegRosError, match="different run.*ema"):
+        train(replace(cfg, epochs=3, ema=0.9), progress=False, log=lambda s: None)

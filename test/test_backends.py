@@ -80,6 +80,14 @@ def test_onnxruntime_rejects_what_it_cannot_do(random_model_file, opts):
         RuntimeOptions(threads=-1)
 
 
+def test_onnxruntime_threads_do_not_spin_between_frames(random_model_file, opts):
+    # Spinning intra-op threads keep the cores busy after each run and slow the pipeline's own postprocessing.
+    seg = Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)
+    so = seg.backend.session.get_session_options()
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert so.intra_op_num_threads == opts.threads
+
+
 def _write_frames(folder, n, size):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):

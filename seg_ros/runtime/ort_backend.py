@@ -80,6 +80,9 @@ class OrtBackend(Backend):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        # Idle intra-op threads would otherwise spin after each run and take the CPU from the pipeline's own
+        # postprocessing (measured: 15 -> 7 ms at 360x640 on 2 cores, inference unchanged).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = ["CPUExecutionProvider"]
         if cuda:
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))

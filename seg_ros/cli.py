@@ -186,7 +186,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
-
     from seg_ros.checkpoint_import import import_checkpoint
 
     provenance = {k: v for k, v in (("dataset", args.dataset), ("source", args.source),
@@ -466,7 +465,7 @@ def _cmd_tune_crf(args: argparse.Namespace) -> None:
     seg = Segmenter(args.model, resolution=args.resolution, device=args.device)
     frames = [data[i] for i in range(0, len(data), args.every)]
     result = tune_crf(seg, frames, base, grid, progress=not args.quiet)
-    result.update(model=seg.describe(), data=f"{data.name}, every {args.every}. frame", command=_command_line(args))
+    result.update(model=seg.describe(), data=f"{data.name} ({len(frames)} frames)", command=_command_line(args))
     print(f"{result['data']}, {result['model']}")
     print(format_report(result))
     if args.preset:

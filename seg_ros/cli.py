@@ -573,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="model-only and end-to-end speed")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--resolution", type=_resolution, action="append", help="HxW, repeatable (default: 360x640)")
+    p.add_argument("--resolution", type=_resolution, action="append",
+                   help="HxW, repeatable (default: 360x640, 512x1024 and 1024x2048; with --node, --bag and "
+                        "--evaluate 360x640; with --crf 512x1024)")
     p.add_argument("--device", action="append", help="repeatable (default: cpu, and cuda:0 when present)")
     p.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
                    help="repeatable (default: all three, where the backend and device can run them)")

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from seg_ros.errors import SegRosError
+from seg_ros.labels import CAMVID
 from seg_ros.metrics import ConfusionMatrix
+from seg_ros.modelfile import load_model, resolve_model
 from seg_ros.outputs import atomic_path
 from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 from seg_ros.runtime import AUTO_ORDER, RuntimeOptions, can_run, resolve_device
@@ -149,17 +151,16 @@ class NaivePipeline:
     """The straightforward pipeline: OpenCV resize, numpy normalisation, torch eager on a plain NCHW tensor,
     numpy argmax / softmax / colour lookup / float blend. Same outputs as the Segmenter."""
 
-    def __init__(self, seg: Segmenter):
-        from seg_ros.modelfile import load_model
-
-        self.device = seg.device
-        self.module, meta = load_model(seg.model_path)
+    def __init__(self, model: str | os.PathLike, resolution: tuple[int, int], device: torch.device,
+                 alpha: float = 0.5):
+        self.device = device
+        self.module, meta = load_model(resolve_model(model))
         self.module = self.module.to(self.device).eval()
         self.mean = np.asarray(meta.mean, np.float32)
         self.std = np.asarray(meta.std, np.float32)
         self.palette = meta.label_set.palette
-        self.resolution = seg.resolution
-        self.alpha = seg.overlay_alpha
+        self.resolution = tuple(resolution)
+        self.alpha = alpha
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -218,15 +219,12 @@ def bench_naive(naive: NaivePipeline, frame: np.ndarray, frames: int = 30, warmu
 
 def scene_miou(segment, scenes: list) -> float:
     """mIoU of ``segment(rgb) → labels`` on synthetic scenes with exact labels (one confusion matrix)."""
-    cm = None
+    if not scenes:
+        return float("nan")
+    cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
     for sc in scenes:
-        labels = segment(sc.image)
-        if cm is None:
-            from seg_ros.labels import CAMVID
-
-            cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
-        cm.update(labels, sc.labels)
-    return float(cm.miou()) if cm is not None else float("nan")
+        cm.update(segment(sc.image), sc.labels)
+    return float(cm.miou())
 
 
 def write_calibration_folder(folder: Path, size: tuple[int, int], count: int = 32) -> Path:
@@ -262,13 +260,12 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
                 naive_fps = None
                 if naive and not is_onnx:
                     say(f"naive baseline on {dev} at {format_resolution(res)}")
-                    seg = Segmenter(model, resolution=res, keep_aspect=False, device=device)
-                    base = NaivePipeline(seg)
+                    base = NaivePipeline(model, res, dev)
                     naive_rows = bench_naive(base, frame, frames, warmup)
                     naive_rows[1].miou = scene_miou(lambda rgb, b=base: b.segment(rgb)["labels"], scenes)
                     naive_fps = naive_rows[1].fps
                     rows += naive_rows
-                    del seg, base
+                    del base
                 for backend in backends or list(AUTO_ORDER):
                     for precision in precisions or ["fp32", "fp16", "int8"]:
                         ok, why = can_run(backend, dev, precision, is_onnx)
@@ -278,7 +275,9 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
                             continue
                         opts = runtime
                         if precision == "int8" and not runtime.calibration:
-                            calib = write_calibration_folder(Path(tmp) / f"calib_{res[0]}x{res[1]}", res)
+                            calib = Path(tmp) / f"calib_{res[0]}x{res[1]}"
+                            if not calib.is_dir():  # written once per resolution, shared by the int8 backends
+                                write_calibration_folder(calib, res)
                             opts = RuntimeOptions(**{**asdict(runtime), "calibration": str(calib)})
                         say(f"{backend} {precision} on {dev} at {format_resolution(res)}")
                         try:

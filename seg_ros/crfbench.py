@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seg_ros.crf import CRFConfig, DenseCRF, exact_available
+from seg_ros.crf import CRFConfig, DenseCRF, exact_available, uncertain_region
 from seg_ros.metrics import ConfusionMatrix
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.synthetic import generate_scene
@@ -87,7 +87,8 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
         crf = DenseCRF(replace(base, method="exact"), "cpu")
         out: list[torch.Tensor] = []
         cpu: list[float] = []
-        samples = _timed(lambda: out.append(crf(logits, frame)), exact_frames, 0, lambda: None, cpu)
+        # Only the last output is kept (for the labels); each is C×H×W floats.
+        samples = _timed(lambda: (out.clear(), out.append(crf(logits, frame))), exact_frames, 0, lambda: None, cpu)
         exact_ms = float(np.median(samples))
         exact_labels = out[-1].argmax(dim=1)
         rows.append({"method": "exact", "device": "cpu", **common, "confidence_threshold": 0.0,
@@ -104,12 +105,11 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
             cfg = replace(base, method="fast", confidence_threshold=float(thr))
             crf = DenseCRF(cfg, dev)
             out, cpu = [], []
-            samples = _timed(lambda c=crf, o=out, x=lg, f=fr: o.append(c(x, f)), frames, warmup, sync, cpu)
+            samples = _timed(lambda c=crf, o=out, x=lg, f=fr: (o.clear(), o.append(c(x, f))), frames, warmup, sync,
+                             cpu)
             p50 = float(np.median(samples))
             refined = 100.0
             if thr > 0:
-                from seg_ros.crf import uncertain_region
-
                 refined = 100.0 * float(uncertain_region(conf, thr, cfg.band).float().mean())
             row = {"method": "fast", "device": str(dev), **common, "confidence_threshold": float(thr),
                    "frames": frames, "p50_ms": p50, "mean_ms": float(np.mean(samples)),

@@ -259,14 +259,7 @@ class Segmenter:
                 # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
                 conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
             confidence = conf_t.cpu().numpy()
-        t3 = self._clock()
-        color = overlay = None
-        if "color" in wanted or "overlay" in wanted:
-            color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
-        t4 = self._clock()
-        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
-        stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
-        return _split_batch(labels, color, overlay, confidence, stage_ms)
+        return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t_crf0, t_crf1))
 
     def _label_map_results(self, frames: np.ndarray, src, ids: torch.Tensor, wanted: frozenset[str],
                            clocks: tuple[float, float, float]) -> list[SegResult]:
@@ -284,13 +277,27 @@ class Segmenter:
         labels_t = torch.where(bad, torch.full_like(ids, self.label_set.ignore_id), ids).to(torch.uint8)
         labels = labels_t.cpu().numpy()
         confidence = np.ones((n, h, w), np.float32) if "confidence" in wanted else None
+        # No CRF stage: a label map has no probabilities to refine.
+        return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t2, t2))
+
+    def _rendered_results(self, src, labels: np.ndarray, labels_t: torch.Tensor, confidence: np.ndarray | None,
+                          wanted: frozenset[str], clocks: tuple[float, float, float],
+                          crf_clocks: tuple[float, float]) -> list[SegResult]:
+        """Colour and overlay (as asked for), then per-frame results with the stage timings.
+
+        ``clocks``: start, end of preprocessing, end of inference; ``crf_clocks``: start and end of the CRF
+        (equal when it did not run), whose time is taken out of the postprocessing stage.
+        """
+        t0, t1, t2 = clocks
+        t_crf0, t_crf1 = crf_clocks
         t3 = self._clock()
         color = overlay = None
         if "color" in wanted or "overlay" in wanted:
             color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
         t4 = self._clock()
-        # No CRF stage: a label map has no probabilities to refine.
-        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t2, t2), (t2, t3), (t3, t4))]
+        n = len(labels)
+        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
+        stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
         return _split_batch(labels, color, overlay, confidence, stage_ms)
 
     def _upload(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:

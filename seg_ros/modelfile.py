@@ -171,6 +171,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     return model.to(device).eval(), meta
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a whole file, as ``sha256sum`` prints it, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def shipped_models() -> dict[str, Path]:
     """Model files shipped inside the package, by name (file stem)."""
     return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.safetensors"))}

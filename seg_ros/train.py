@@ -11,7 +11,6 @@ every epoch.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -40,7 +39,7 @@ from seg_ros.datasets import Augment, FolderDataset, SyntheticDataset
 from seg_ros.errors import ConfigError, SegRosError
 from seg_ros.labels import LabelSet, get_label_set
 from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, resolve_model, save_model
+from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, file_sha256, load_model, resolve_model, save_model
 from seg_ros.models import build, get_spec
 from seg_ros.outputs import atomic_path
 from seg_ros.pretrained import init_backbone
@@ -356,7 +355,7 @@ def _init_from_model_file(model: nn.Module, cfg: TrainConfig, label_set: LabelSe
                           f"not those of {label_set.name}.")
     model.load_state_dict(parent.state_dict(), strict=True)
     prov = meta.provenance
-    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    return {"file": path.name, "sha256": file_sha256(path),
             **{k: prov[k] for k in ("dataset", "epochs", "val_miou", "date", "command") if k in prov}}
 
 

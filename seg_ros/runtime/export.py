@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from seg_ros.errors import SegRosError
-from seg_ros.modelfile import load_model, resolve_model
+from seg_ros.modelfile import file_sha256, load_model, resolve_model
 from seg_ros.outputs import atomic_path
 from seg_ros.runtime.onnx_model import SIDECAR_KEY, OnnxModel, load_onnx_model, sidecar_for
 
@@ -72,7 +72,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, size: tuple[in
     size = tuple(size) if size is not None else meta.input_size  # type: ignore[assignment]
     blob = _export_bytes(module, size, dynamic, opset)
     blob = _with_metadata(blob, sidecar_for(meta, INPUT_NAME, OUTPUT_NAME, None if dynamic else size, {
-        "exported_from": path.name, "model_sha256": _model_sha(path), "torch": torch.__version__,
+        "exported_from": path.name, "model_sha256": file_sha256(path), "torch": torch.__version__,
         "architecture": meta.architecture}))
     report = ExportReport(Path(out), opset, None if dynamic else size)  # type: ignore[arg-type]
     if check:
@@ -95,7 +95,7 @@ def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
     torch exports anew; an unreadable cached file is exported again with a log line.
     """
     path = Path(model_path)
-    key = hashlib.sha256(json.dumps([_model_sha(path), torch.__version__, OPSET]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([file_sha256(path), torch.__version__, OPSET]).encode()).hexdigest()[:16]
     target = cache_root / "onnx" / f"{path.stem}-{key}.onnx"
     if target.is_file():
         try:
@@ -105,12 +105,6 @@ def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
     log.info("exporting %s to ONNX (%s)", path.name, target)
     export_onnx(path, target, dynamic=True)
     return load_onnx_model(target)
-
-
-def _model_sha(path: Path) -> str:
-    from seg_ros.runtime.onnx_model import file_sha256
-
-    return file_sha256(path)
 
 
 def _export_bytes(module: torch.nn.Module, size: tuple[int, int], dynamic: bool, opset: int) -> bytes:

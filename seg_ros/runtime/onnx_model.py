@@ -23,7 +23,6 @@ with the mismatch named (:class:`OnnxModelError`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 import yaml
 
 from seg_ros.labels import LabelSet, LabelSetError, get_label_set
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta
+from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta, file_sha256
 
 SIDECAR_KEY = "seg_ros_sidecar"
 """ONNX ``metadata_props`` entry holding the sidecar JSON in files written by ``seg-ros export``."""
@@ -67,14 +66,6 @@ class OnnxModel:
     @property
     def dynamic(self) -> bool:
         return self.fixed_size is None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_sidecar(path: Path) -> Path | None:

@@ -379,6 +379,10 @@ def _bench_bags(args: argparse.Namespace) -> None:
     print(f"wrote {write_report(report, args.json)}")
 
 
+def _grid_words(step: int) -> str:
+    return "at full resolution" if step == 1 else f"on a 1/{step} grid"
+
+
 def _bench_crf(args: argparse.Namespace) -> None:
     import time
     from dataclasses import replace
@@ -386,10 +390,11 @@ def _bench_crf(args: argparse.Namespace) -> None:
     import torch
 
     from seg_ros.bench import _machine, write_report
+    from seg_ros.crf import LIMITS as CRF_LIMITS
     from seg_ros.crf import CRFConfig, exact_available
     from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table
     from seg_ros.datasets import FolderDataset
-    from seg_ros.pipeline import Segmenter
+    from seg_ros.pipeline import Segmenter, format_resolution
     from seg_ros.synthetic import generate_scene
 
     size = (args.resolution or [(512, 1024)])[0]
@@ -401,6 +406,9 @@ def _bench_crf(args: argparse.Namespace) -> None:
         print("pydensecrf2 is not installed: exact-CRF rows and comparisons are skipped")
     if args.crf_iterations < 1 or args.crf_classes < 2 or args.frames < 1:
         raise SegRosError("--crf-iterations and --frames must be at least 1 and --crf-classes at least 2.")
+    hi = CRF_LIMITS["downsample"][1]
+    if any(not 1 <= step <= hi for step in args.crf_downsample or []):
+        raise SegRosError(f"--crf-downsample takes grid steps from 1 to {hi:g}.")
     rows = bench_crf_speed(size, args.crf_classes, args.crf_iterations, devices, frames=args.frames,
                            warmup=min(args.warmup, 2), thresholds=(0.0, args.crf_gate))
     report["speed"] = rows
@@ -408,8 +416,12 @@ def _bench_crf(args: argparse.Namespace) -> None:
     if args.crf_scenes > 0 or args.camvid:
         device = devices[-1]
 
-        def variants_of(base: CRFConfig) -> dict[str, CRFConfig]:
+        def variants_of(base: CRFConfig, frame_size: tuple[int, int]) -> dict[str, CRFConfig]:
             variants = {"fast": replace(base, method="fast")}
+            if variants["fast"].grid_step(*frame_size) > 1:  # what the coarser grid costs in accuracy
+                variants["fast, full resolution"] = replace(base, method="fast", downsample=1)
+            for step in args.crf_downsample or []:
+                variants[f"fast, 1/{step} grid"] = replace(base, method="fast", downsample=step)
             if args.crf_gate > 0:
                 variants[f"fast, confidence < {args.crf_gate:g}"] = replace(base, method="fast",
                                                                             confidence_threshold=args.crf_gate)
@@ -417,29 +429,38 @@ def _bench_crf(args: argparse.Namespace) -> None:
                 variants = {"exact": replace(base, method="exact"), **variants}
             return variants
 
-        variants = variants_of(CRFConfig())
         report["accuracy"] = {}
         if args.crf_scenes > 0:
             seg = Segmenter(args.model, device=device)
-            scenes = (generate_scene(1000 + i, (360, 480)) for i in range(args.crf_scenes))
+            scene_size = args.crf_scene_size
+            variants = variants_of(CRFConfig(), scene_size)
+            scenes = (generate_scene(1000 + i, scene_size) for i in range(args.crf_scenes))
             res = crf_accuracy(seg, ((s.image, s.labels) for s in scenes), variants)
-            res["model"], res["data"] = seg.describe(), f"{args.crf_scenes} synthetic scenes 360x480 (seeds 1000+)"
+            res["model"] = seg.describe()
+            res["data"] = f"{args.crf_scenes} synthetic scenes {format_resolution(scene_size)} (seeds 1000+)"
+            res["grid_step"] = variants["fast"].grid_step(*scene_size)
             report["accuracy"]["synthetic"] = res
-            print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations):")
+            print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations), "
+                  f"fast CRF {_grid_words(res['grid_step'])}:")
             print(format_accuracy_table(res))
         if args.camvid:
             model, resolution, what = args.camvid_model, None, "CRF defaults (DeepLab-LargeFOV, 10 iterations)"
+            base = CRFConfig()
             if args.camvid_params:
                 from seg_ros.ros.params import crf_config, load_params_file, segmenter_kwargs
 
                 values = load_params_file(args.camvid_params)
                 model, resolution = values["model"], segmenter_kwargs(values)["resolution"]
-                variants = variants_of(crf_config({**values, "crf.enabled": True}))
+                base = crf_config({**values, "crf.enabled": True})
                 what = f"CRF settings of {args.camvid_params}"
             seg = Segmenter(model, resolution=resolution, device=device)
             data = FolderDataset(args.camvid, "val")
+            frame_size = data[0][0].shape[:2]
+            variants = variants_of(base, frame_size)
             res = crf_accuracy(seg, (data[i] for i in range(len(data))), variants)
             res["model"], res["data"], res["crf"] = seg.describe(), f"{data.name} ({len(data)} frames)", what
+            res["grid_step"] = variants["fast"].grid_step(*frame_size)
+            what += f", fast CRF {_grid_words(res['grid_step'])}"
             report["accuracy"]["camvid"] = res
             print(f"\n{res['data']}, {res['model']}, {what}:")
             print(format_accuracy_table(res))
@@ -605,6 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time the fast CRF refining only pixels below this confidence (default: 0.9; 0 = not)")
     p.add_argument("--crf-scenes", type=int, default=8,
                    help="synthetic scenes scored with --model in the --crf accuracy test (default: 8; 0 = none)")
+    p.add_argument("--crf-scene-size", type=_resolution, default=(720, 960), metavar="HxW",
+                   help="size of those scenes (default: 720x960, where the fast CRF's auto grid is 1/3)")
+    p.add_argument("--crf-downsample", type=int, action="append", metavar="STEP",
+                   help="also score the fast CRF on a grid of this step in the accuracy tests, repeatable")
     p.add_argument("--camvid", metavar="DIR", help="with --crf: also score --camvid-model on DIR/val (CamVid layout)")
     p.add_argument("--camvid-model", default="liteseg_mobilenetv2_camvid",
                    help="model for --camvid (default: %(default)s)")

@@ -67,14 +67,18 @@ def _timed(fn, frames: int, warmup: int, sync, cpu: list[float] | None = None) -
 
 def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iterations: int = 5,
                     devices: Iterable[str] = ("cpu",), frames: int = 5, warmup: int = 1, exact: bool = True,
-                    thresholds: Iterable[float] = (0.0, 0.9), exact_frames: int = 2) -> list[dict]:
-    """Milliseconds per frame of the CRF stage; one row per method × device × confidence threshold.
+                    thresholds: Iterable[float] = (0.0, 0.9), exact_frames: int = 2,
+                    downsample: Iterable[int] = (0, 1)) -> list[dict]:
+    """Milliseconds per frame of the CRF stage; one row per method × device × grid step × confidence threshold.
 
-    Rows: ``method``, ``device``, ``resolution``, ``classes``, ``iterations``, ``confidence_threshold``,
-    ``frames``, ``p50_ms``, ``mean_ms`` (wall clock), ``cpu_ms`` (median process CPU time, all threads: what
-    contention from other processes does not inflate), ``refined_pct`` (share of pixels updated) and, for
-    fast rows when the exact CRF ran, ``speedup`` (exact p50 / this p50), ``cpu_speedup`` (the same in CPU
-    time) and ``agreement_pct`` (labels equal to the exact CRF's, which is never gated).
+    The fast CRF runs at each ``crf.downsample`` of ``downsample`` (0 = auto; steps that resolve alike run
+    once) without a confidence gate, and at the auto step with each non-zero threshold of ``thresholds``.
+    Rows: ``method``, ``device``, ``resolution``, ``classes``, ``iterations``, ``grid_step`` (1 = full
+    resolution), ``confidence_threshold``, ``frames``, ``p50_ms``, ``mean_ms`` (wall clock), ``cpu_ms``
+    (median process CPU time, all threads: what contention from other processes does not inflate),
+    ``refined_pct`` (share of pixels updated) and, for fast rows when the exact CRF ran, ``speedup`` (exact
+    p50 / this p50), ``cpu_speedup`` (the same in CPU time) and ``agreement_pct`` (labels equal to the
+    exact CRF's, which is never gated).
     """
     scene = generate_scene(7, size)
     logits = torch.from_numpy(synthetic_logits(scene.labels, classes))[None]
@@ -91,7 +95,7 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
         samples = _timed(lambda: (out.clear(), out.append(crf(logits, frame))), exact_frames, 0, lambda: None, cpu)
         exact_ms = float(np.median(samples))
         exact_labels = out[-1].argmax(dim=1)
-        rows.append({"method": "exact", "device": "cpu", **common, "confidence_threshold": 0.0,
+        rows.append({"method": "exact", "device": "cpu", **common, "grid_step": 1, "confidence_threshold": 0.0,
                      "frames": exact_frames, "p50_ms": exact_ms, "mean_ms": float(np.mean(samples)),
                      "cpu_ms": float(np.median(cpu)), "refined_pct": 100.0, "speedup": 1.0, "cpu_speedup": 1.0,
                      "agreement_pct": 100.0})
@@ -101,8 +105,12 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
         lg = logits.to(dev)
         fr = torch.from_numpy(frame).to(dev)
         sync = (lambda d=dev: torch.cuda.synchronize(d)) if dev.type == "cuda" else (lambda: None)
-        for thr in thresholds:
-            cfg = replace(base, method="fast", confidence_threshold=float(thr))
+        steps = dict.fromkeys(replace(base, downsample=d).grid_step(*size) for d in downsample)
+        settings = [replace(base, downsample=s) for s in steps]
+        settings += [replace(base, confidence_threshold=float(t)) for t in thresholds if t > 0]
+        for cfg in settings:
+            cfg = replace(cfg, method="fast")
+            thr = cfg.confidence_threshold
             crf = DenseCRF(cfg, dev)
             out, cpu = [], []
             samples = _timed(lambda c=crf, o=out, x=lg, f=fr: (o.clear(), o.append(c(x, f))), frames, warmup, sync,
@@ -111,7 +119,8 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
             refined = 100.0
             if thr > 0:
                 refined = 100.0 * float(uncertain_region(conf, thr, cfg.band).float().mean())
-            row = {"method": "fast", "device": str(dev), **common, "confidence_threshold": float(thr),
+            row = {"method": "fast", "device": str(dev), **common, "grid_step": cfg.grid_step(*size),
+                   "confidence_threshold": float(thr),
                    "frames": frames, "p50_ms": p50, "mean_ms": float(np.mean(samples)),
                    "cpu_ms": float(np.median(cpu)), "refined_pct": refined}
             if exact_ms is not None:
@@ -124,14 +133,17 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
 
 def format_speed_table(rows: list[dict]) -> str:
     """Markdown table of :func:`bench_crf_speed` rows."""
-    lines = ["| method | device | resolution | classes | iterations | confidence gate | refined | p50 ms | CPU ms "
-             "| speed-up vs exact (wall / CPU) | labels = exact |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | device | resolution | classes | iterations | grid | confidence gate | refined | p50 ms "
+             "| CPU ms | speed-up vs exact (wall / CPU) | labels = exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        grid = "full" if r["grid_step"] == 1 else f"1/{r['grid_step']}"
         gate = f"< {r['confidence_threshold']:g}" if r["confidence_threshold"] > 0 else "off"
         sp = f"{r['speedup']:.1f}× / {r['cpu_speedup']:.1f}×" if "cpu_speedup" in r else "n/a"
         ag = f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "n/a"
         lines.append(f"| {r['method']} | {r['device']} | {r['resolution']} | {r['classes']} | {r['iterations']} "
-                     f"| {gate} | {r['refined_pct']:.0f}% | {r['p50_ms']:.1f} | {r['cpu_ms']:.1f} | {sp} | {ag} |")
+                     f"| {grid} | {gate} | {r['refined_pct']:.0f}% | {r['p50_ms']:.1f} | {r['cpu_ms']:.1f} | {sp} "
+                     f"| {ag} |")
     return "\n".join(lines)
 
 
@@ -156,7 +168,8 @@ def crf_accuracy(seg: Segmenter, frames: Iterable[tuple[np.ndarray, np.ndarray]]
         seg: the network (its own CRF setting is not used).
         frames: (H, W, 3) uint8 RGB images with (H, W) uint8 ground truth (the label set's ignore id skipped).
         variants: name → CRF settings, run on the same logits.
-        reference: the variant that the others' labels are compared with (``agreement_pct``), if present.
+        reference: the variant that the others' labels (and the network's own) are compared with
+            (``agreement_pct``), if present.
 
     Returns:
         ``{"frames", "variants": {name: {"miou", "gain", "ms_per_frame", "agreement_pct"?, "iou"}}}``
@@ -166,7 +179,7 @@ def crf_accuracy(seg: Segmenter, frames: Iterable[tuple[np.ndarray, np.ndarray]]
     stages = {name: DenseCRF(cfg, seg.device) for name, cfg in variants.items()}
     cms = {name: ConfusionMatrix(ls.num_classes, ls.ignore_id) for name in ("none", *stages)}
     ms: dict[str, list[float]] = {name: [] for name in stages}
-    agree: dict[str, list[float]] = {name: [] for name in stages}
+    agree: dict[str, list[float]] = {name: [] for name in ("none", *stages)}
     n = 0
     for image, labels in frames:
         logits = network_logits(seg, image)
@@ -182,7 +195,7 @@ def crf_accuracy(seg: Segmenter, frames: Iterable[tuple[np.ndarray, np.ndarray]]
         for name, p in pred.items():
             cms[name].update(p.to(torch.uint8).cpu().numpy(), labels)
         if reference in pred:
-            for name in stages:
+            for name in agree:
                 agree[name].append(float((pred[name] == pred[reference]).float().mean()))
         n += 1
     base = cms["none"].miou() * 100.0
@@ -192,8 +205,8 @@ def crf_accuracy(seg: Segmenter, frames: Iterable[tuple[np.ndarray, np.ndarray]]
         row = {"miou": miou, "gain": miou - base, "iou": [None if np.isnan(v) else float(v) for v in cm.iou()]}
         if name in stages:
             row["ms_per_frame"] = float(np.mean(ms[name])) if ms[name] else 0.0
-            if agree[name]:
-                row["agreement_pct"] = 100.0 * float(np.mean(agree[name]))
+        if agree[name]:
+            row["agreement_pct"] = 100.0 * float(np.mean(agree[name]))
         out["variants"][name] = row
     return out
 

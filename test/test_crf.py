@@ -14,6 +14,8 @@ from seg_ros.crf import CRFConfig, CRFUnavailableError, DenseCRF, exact_availabl
 from seg_ros.crf.lattice import Permutohedral
 from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table, synthetic_logits
 from seg_ros.errors import ConfigError, InputError
+from seg_ros.labels import CAMVID
+from seg_ros.metrics import ConfusionMatrix
 from seg_ros.pipeline import STAGES, Segmenter
 from seg_ros.ros.params import crf_config, defaults, validate, validate_all
 from seg_ros.synthetic import generate_scene
@@ -87,6 +89,53 @@ def test_fast_crf_matches_the_exact_crf(scene, logits):
     assert float((exact - soft).abs().mean()) > 0.01
 
 
+@pytest.mark.parametrize("size,step", [((72, 96), 1), ((360, 480), 1), ((360, 640), 2), ((720, 960), 3),
+                                       ((512, 1024), 3), ((1080, 1920), 6)])
+def test_auto_grid_step_keeps_the_grid_at_least_320_cells_long(size, step):
+    assert CRFConfig().grid_step(*size) == step
+    assert CRFConfig(downsample=4).grid_step(*size) == 4 and CRFConfig(downsample=1).grid_step(*size) == 1
+
+
+@needs_exact
+@pytest.mark.parametrize("step", [2, 3])
+def test_fast_crf_on_a_coarser_grid_keeps_parity_with_the_exact_crf(step):
+    """The documented approximation: ≥ 98% of labels equal to the exact CRF's, and closer to them than no CRF."""
+    scene = generate_scene(21, (240, 320))
+    logits = torch.from_numpy(synthetic_logits(scene.labels, 11, seed=2))[None]
+    cfg = CRFConfig(iterations=5)
+    exact = DenseCRF(replace(cfg, method="exact"))(logits, scene.image[None]).argmax(1)
+    fast = DenseCRF(replace(cfg, downsample=step))(logits, scene.image[None]).argmax(1)
+    agree = float((fast == exact).float().mean())
+    untouched = float((logits.argmax(1) == exact).float().mean())
+    assert agree >= 0.98 and agree > untouched + 0.01, (agree, untouched)
+    miou = {}
+    for name, lab in (("none", logits.argmax(1)), ("exact", exact), ("fast", fast)):
+        cm = ConfusionMatrix(11, CAMVID.ignore_id)
+        cm.update(lab[0].numpy().astype(np.uint8), scene.labels)
+        miou[name] = 100.0 * cm.miou()
+    assert miou["exact"] - miou["none"] > 2.0, miou  # the CRF is worth something here ...
+    assert abs(miou["fast"] - miou["exact"]) < 0.5, miou  # ... and the coarser grid keeps it
+
+
+def test_coarser_grid_on_an_odd_frame_gives_probabilities_at_full_resolution():
+    scene = generate_scene(5, (257, 333))
+    logits = torch.from_numpy(synthetic_logits(scene.labels, 7, seed=1))[None]
+    for cfg in (CRFConfig(iterations=3, downsample=3), CRFConfig(iterations=3, downsample=3, confidence_threshold=0.8,
+                                                                 band=2)):
+        q = DenseCRF(cfg)(logits, scene.image[None])
+        assert q.shape == (1, 7, 257, 333) and bool(torch.isfinite(q).all())
+        assert torch.allclose(q.sum(1), torch.ones(1, 257, 333), atol=1e-4)
+    # Gated: outside the uncertain region the network's probabilities pass through exactly.
+    soft = torch.softmax(logits[0], 0)
+    active = uncertain_region(soft.amax(0), 0.8, 2)
+    assert 0.0 < float(active.float().mean()) < 0.9
+    assert torch.equal(q[0][:, ~active], soft[:, ~active])
+    # The last update is at full resolution: the labels follow the network's full-resolution detail where
+    # the pairwise message is flat, so they are not blocky copies of the grid.
+    labels = q[0].argmax(0)
+    assert not torch.equal(labels[0::3, 0::3].repeat_interleave(3, 0)[:257].repeat_interleave(3, 1)[:, :333], labels)
+
+
 @needs_exact
 def test_exact_and_fast_agree_on_a_single_message():
     """One iteration from a uniform prior exposes the normalised filter itself: both compute the same messages."""
@@ -138,7 +187,7 @@ def test_gated_crf_updates_only_the_uncertain_band(scene, logits):
     assert 0.0 < float(active.float().mean()) < 0.8
     assert bool(active[conf < 0.8].all())
     q = DenseCRF(cfg)(logits, scene.image[None])[0]
-    soft = lp.exp()
+    soft = torch.softmax(logits[0], 0)
     assert torch.equal(q[:, ~active], soft[:, ~active])
     full = DenseCRF(replace(cfg, confidence_threshold=0.0))(logits, scene.image[None])[0]
     inside = (q.argmax(0) == full.argmax(0))[active].float().mean()
@@ -181,6 +230,9 @@ def test_one_class_is_probability_one(scene):
     ("w1", -1.0, "crf.w1 must lie in"),
     ("reference_size", 10, "crf.reference_size must be 0"),
     ("confidence_threshold", 1.5, "crf.confidence_threshold must lie in"),
+    ("downsample", -1, "crf.downsample must lie in [0, 16]"),
+    ("downsample", 64, "crf.downsample must lie in [0, 16]"),
+    ("downsample", 2.5, "crf.downsample must be an integer"),
     ("method", "magic", "crf.method must be one of"),
 ])
 def test_bad_settings_are_one_sentence(field, value, reason):
@@ -309,9 +361,11 @@ def test_cli_evaluate_with_crf(tmp_path, random_model_file, capsys):
 
 def test_crf_bench_and_accuracy_helpers(random_model_file):
     rows = bench_crf_speed((40, 56), classes=5, iterations=2, frames=1, warmup=0, thresholds=(0.0, 0.9),
-                           exact_frames=1)
+                           exact_frames=1, downsample=(0, 1, 2))
     fast = [r for r in rows if r["method"] == "fast"]
-    assert len(fast) == 2 and fast[1]["refined_pct"] <= 100.0
+    # auto is full resolution at this size (one row for 0 and 1), then grid 1/2, then gated at the auto step
+    assert [r["grid_step"] for r in fast] == [1, 2, 1] and fast[2]["refined_pct"] <= 100.0
+    assert [r["confidence_threshold"] for r in fast] == [0.0, 0.0, 0.9]
     if exact_available():
         assert rows[0]["method"] == "exact" and fast[0]["agreement_pct"] > 95.0 and fast[0]["speedup"] > 0
     assert format_speed_table(rows).count("\n") == len(rows) + 1
@@ -345,9 +399,15 @@ def test_cli_crf_bench_scores_camvid_with_a_parameter_file(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["bench", "--crf", "--device", "cpu", "--resolution", "64x96", "--crf-classes", "3",
                  "--crf-iterations", "1", "--frames", "1", "--warmup", "0", "--crf-gate", "0", "--crf-scenes", "0",
-                 "--camvid", str(root), "--camvid-params", str(params), "--json", str(out)]) == 0
+                 "--crf-downsample", "2", "--camvid", str(root), "--camvid-params", str(params),
+                 "--json", str(out)]) == 0
     res = json.loads(out.read_text())["accuracy"]["camvid"]
     assert res["frames"] == 2 and res["crf"] == f"CRF settings of {params}"
     assert "at 48x64" in res["model"] and "liteseg_mobilenetv2_synthetic" in res["model"]
     assert res["variants"]["fast"]["gain"] == pytest.approx(0.0, abs=1e-9)
+    assert res["grid_step"] == 1 and "fast, full resolution" not in res["variants"]  # 72x96 frames: full resolution
+    assert res["variants"]["fast, 1/2 grid"]["gain"] == pytest.approx(0.0, abs=1e-9)  # asked for; no pairwise either
     assert f"CRF settings of {params}" in capsys.readouterr().out
+    assert main(["bench", "--crf", "--crf-downsample", "0", "--json", str(tmp_path / "c.json")]) == 2
+    assert "--crf-downsample takes grid steps from 1 to 16" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()

@@ -15,9 +15,9 @@ from seg_ros.synthetic import generate_scene
 
 # Training used seeds 0 .. 99,999 and validation 1,000,000 .. 1,000,999; these were never seen.
 FRESH_SEEDS = range(7_000_000, 7_000_024)
-# The issue asks for 0.90; the CPU-trained model shipped today reaches 0.80 on validation and 0.78 here.
+# The issue asks for 0.90; the CPU-trained model shipped today reaches 0.826 on validation and 0.821 here.
 # This floor guards against regressions (a broken pipeline or generator drops far below it).
-MIN_MIOU = 0.76
+MIN_MIOU = 0.80
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,12 @@ def test_default_model_is_shipped_with_provenance():
     prov = meta.provenance
     for key in ("dataset", "epochs", "val_miou", "date", "command", "pretrained"):
         assert key in prov, key
-    assert prov["pretrained"] == "imagenet" and prov["dataset"].startswith("synthetic")
+    assert prov["dataset"].startswith("synthetic")
+    # ImageNet-initialised: directly, or fine-tuned from a model that was (its command is recorded).
+    if prov["pretrained"] == "fine-tuned":
+        assert prov["init"]["dataset"].startswith("synthetic") and "--no-pretrained" not in prov["init"]["command"]
+    else:
+        assert prov["pretrained"] == "imagenet"
     assert prov["val_miou"] >= MIN_MIOU
 
 

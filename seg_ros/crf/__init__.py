@@ -5,7 +5,9 @@ resolution and the frames themselves in, CRF marginals (N, C, H, W) out.
 Two implementations of the same energy (``config.py`` describes it):
 
 * ``exact`` — pydensecrf2 (Krähenbühl's C++ permutohedral lattice), CPU only;
-* ``fast`` — :func:`~seg_ros.crf.fast.fast_crf`, PyTorch on the pipeline's device.
+* ``fast`` — :func:`~seg_ros.crf.fast.fast_crf`, PyTorch on the pipeline's device; the same messages at
+  full resolution (``crf.downsample: 1``), by default on large frames a coarser grid with a full-resolution
+  last update (an approximation whose agreement with ``exact`` ``seg-ros bench --crf`` measures).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seg_ros.crf.config import LIMITS, METHODS, CRFConfig
+from seg_ros.crf.config import AUTO_GRID_SIDE, LIMITS, METHODS, CRFConfig
 from seg_ros.crf.exact import CRFUnavailableError, exact_available, exact_crf
 from seg_ros.crf.fast import fast_crf, uncertain_region
 from seg_ros.errors import InputError
@@ -58,8 +60,12 @@ class DenseCRF:
     def describe(self) -> str:
         c = self.config
         gate = f", confidence < {c.confidence_threshold:g} + {c.band} px band" if c.confidence_threshold > 0 else ""
+        grid = ""
+        if self.method == "fast":
+            grid = {0: ", grid auto", 1: ", full resolution"}.get(c.downsample, f", grid 1/{c.downsample}")
         return (f"{self.method} dense CRF ({c.iterations} iterations, w1 {c.w1:g} θα {c.theta_alpha:g} "
-                f"θβ {c.theta_beta:g}, w2 {c.w2:g} θγ {c.theta_gamma:g} at {c.reference_size or 'any'} px{gate})")
+                f"θβ {c.theta_beta:g}, w2 {c.w2:g} θγ {c.theta_gamma:g} at {c.reference_size or 'any'} px"
+                f"{grid}{gate})")
 
     def __call__(self, logits: torch.Tensor, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Refine a batch.
@@ -80,30 +86,32 @@ class DenseCRF:
                              f"not {tuple(logits.shape)} and {tuple(frames.shape)}.")
         if logits.shape[1] < 1:
             raise InputError("the CRF needs at least one class.")
-        log_probs = torch.log_softmax(logits.float(), dim=1)
+        logits = logits.float()
         if logits.shape[1] == 1:  # one class: every pixel is that class with probability 1
-            return log_probs.exp()
+            return torch.ones_like(logits)
         cfg = self.config
-        out = torch.empty_like(log_probs)
+        outs = []
         for i in range(logits.shape[0]):
             active = None
             if cfg.confidence_threshold > 0:
-                active = uncertain_region(log_probs[i].amax(dim=0).exp(), cfg.confidence_threshold, cfg.band)
+                active = uncertain_region(torch.softmax(logits[i], dim=0).amax(dim=0), cfg.confidence_threshold,
+                                          cfg.band)
                 if not bool(active.any()):  # every pixel is certain: nothing to refine
-                    out[i] = log_probs[i].exp()
+                    outs.append(torch.softmax(logits[i], dim=0))
                     continue
             if self.method == "exact":
                 frame = frames[i].cpu().numpy() if isinstance(frames, torch.Tensor) else frames[i]
-                q = torch.from_numpy(exact_crf(log_probs[i].cpu().numpy(), frame, cfg)).to(out.device)
+                log_probs = torch.log_softmax(logits[i], dim=0)
+                q = torch.from_numpy(exact_crf(log_probs.cpu().numpy(), frame, cfg)).to(logits.device)
                 if active is not None:  # outside the uncertain region the network's probabilities stand
-                    q = torch.where(active[None], q, log_probs[i].exp())
-                out[i] = q
+                    q = torch.where(active[None], q, log_probs.exp())
+                outs.append(q)
             else:
                 frame_t = frames[i] if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(
                     frames[i]))
-                out[i] = fast_crf(log_probs[i], frame_t.to(log_probs.device), cfg, active)
-        return out
+                outs.append(fast_crf(logits[i], frame_t.to(logits.device), cfg, active))
+        return outs[0][None] if len(outs) == 1 else torch.stack(outs)
 
 
-__all__ = ["LIMITS", "METHODS", "CRFConfig", "CRFUnavailableError", "DenseCRF", "exact_available", "exact_crf",
-           "fast_crf", "resolve_method", "uncertain_region"]
+__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig", "CRFUnavailableError", "DenseCRF", "exact_available",
+           "exact_crf", "fast_crf", "resolve_method", "uncertain_region"]

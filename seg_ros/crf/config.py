@@ -26,6 +26,9 @@ from seg_ros.errors import ConfigError
 
 METHODS = ("exact", "fast", "auto")
 
+AUTO_GRID_SIDE = 320
+"""With ``downsample = 0`` the fast CRF's grid keeps its longer side at least this many cells."""
+
 LIMITS: dict[str, tuple[float, float]] = {
     "iterations": (1, 100),
     "w1": (0.0, 100.0),
@@ -36,6 +39,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "reference_size": (0, 8192),
     "confidence_threshold": (0.0, 1.0),
     "band": (0, 256),
+    "downsample": (0, 16),
 }
 """Inclusive ranges of the numeric settings (the node's schema uses the same)."""
 
@@ -56,6 +60,9 @@ class CRFConfig:
             is below it, plus a band of ``band`` pixels around them, are refined; the others keep the
             network's probabilities.
         band: dilation (pixels, Chebyshev distance) of the uncertain region with ``confidence_threshold``.
+        downsample: the fast CRF's mean field runs on a grid this many times coarser than the frame (its last
+            update at full resolution); 1 = full resolution, 0 = auto (the coarsest step that keeps the grid's
+            longer side at least :data:`AUTO_GRID_SIDE` cells). The exact CRF always runs at full resolution.
         exact_fallback: with ``method=exact`` and pydensecrf2 not installed, run the fast CRF instead of
             refusing.
     """
@@ -70,6 +77,7 @@ class CRFConfig:
     reference_size: int = 500
     confidence_threshold: float = 0.0
     band: int = 8
+    downsample: int = 0
     exact_fallback: bool = False
 
     def __post_init__(self) -> None:
@@ -94,10 +102,16 @@ class CRFConfig:
         """Factor applied to theta_alpha and theta_gamma for a (height, width) frame."""
         return 1.0 if self.reference_size == 0 else max(height, width) / self.reference_size
 
+    def grid_step(self, height: int, width: int) -> int:
+        """Downsampling step of the fast CRF's grid for a (height, width) frame (1 = full resolution)."""
+        if self.downsample > 0:
+            return self.downsample
+        return max(1, max(height, width) // AUTO_GRID_SIDE)
+
     def widths(self, height: int, width: int) -> tuple[float, float, float]:
         """(θα, θβ, θγ) for a (height, width) frame: spatial widths in pixels of that frame, θβ in RGB units."""
         s = self.scale(height, width)
         return self.theta_alpha * s, self.theta_beta, self.theta_gamma * s
 
 
-__all__ = ["LIMITS", "METHODS", "CRFConfig"]
+__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig"]

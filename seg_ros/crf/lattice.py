@@ -66,9 +66,8 @@ class Permutohedral:
         diff = elevated - rem0
         # rank[i] = how many coordinates have a larger residual (ties: the lower index counts as larger).
         idx = torch.arange(d1, device=dev)
-        greater = (diff[:, None, :] > diff[:, :, None]) | (
-            (diff[:, None, :] == diff[:, :, None]) & (idx[None, None, :] < idx[None, :, None]))
-        rank = greater.sum(dim=2) + total[:, None]
+        order = torch.sort(diff, dim=1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(1, order, idx.expand(n, d1).contiguous()) + total[:, None]
         over, under = rank >= d1, rank < 0
         rank = rank - d1 * over.long() + d1 * under.long()
         rem0 = rem0 - d1 * over.float() + d1 * under.float()
@@ -80,19 +79,23 @@ class Permutohedral:
         bary[:, 0] += 1.0 + bary[:, d1]
         self.weights = bary[:, :d1].contiguous()
         """(N, d+1) barycentric weight of each point's vertex of remainder r."""
-        # Integer coordinates of the vertices (the first d suffice: the coordinates sum to 0).
+        # Vertex r of a point's simplex has integer coordinates base + r − (d+1)·[rank > d − r] (the first d
+        # suffice: coordinates sum to 0). Packed into one int64 per vertex with these strides, with a margin
+        # for the blur's neighbours (which differ by −1 or +d per coordinate):
         base = rem0[:, :d].round().long()
-        r = torch.arange(d1, device=dev)
-        keys = base[:, None, :] + r[None, :, None] - d1 * (rank[:, None, :d] > (d - r)[None, :, None]).long()
-        # Pack into one int64 per vertex, with a margin for the blur's neighbours.
-        lo = keys.amin(dim=(0, 1)) - d1 - 1
-        span = keys.amax(dim=(0, 1)) - lo + d1 + 2
+        lo = base.amin(dim=0) - 2 * d1 - 1
+        span = base.amax(dim=0) - lo + 2 * d1 + 2
         strides = torch.ones(d, dtype=torch.long, device=dev)
         for i in range(d - 2, -1, -1):
             strides[i] = strides[i + 1] * span[i + 1]
         if float(span.double().log2().sum()) > 62:
             raise ValueError("features span too large a range for the lattice's 64-bit keys")
-        codes = ((keys - lo) * strides).sum(dim=2)  # (N, d+1)
+        # code(r) = code(base) + r·Σ strides − (d+1)·(sum of the strides of the coordinates ranked above d − r);
+        # that last sum, over ranks from the top, is a cumulative sum of the strides placed at their ranks.
+        at_rank = torch.zeros((n, d1 + 1), dtype=torch.long, device=dev)
+        at_rank.scatter_(1, rank[:, :d], strides.expand(n, d).contiguous())
+        above = at_rank.flip(1).cumsum(dim=1)[:, :d1]  # above[:, r] = Σ strides with rank > d − r
+        codes = ((base - lo) * strides).sum(dim=1, keepdim=True) + idx * strides.sum() - d1 * above  # (N, d+1)
         uniq, inverse = torch.unique(codes.reshape(-1), sorted=True, return_inverse=True)
         self.num_vertices = m = int(uniq.numel())
         self.index = inverse.reshape(n, d1)

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from seg_ros.crf import AUTO_GRID_SIDE as CRF_AUTO_GRID_SIDE
 from seg_ros.crf import LIMITS as CRF_LIMITS
 from seg_ros.crf import METHODS as CRF_METHODS
 from seg_ros.crf import CRFConfig
@@ -135,6 +136,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               "crf.band; 0 = every pixel.", range=CRF_LIMITS["confidence_threshold"]),
     ParamSpec("crf.band", 8, "Pixels added around the uncertain region (with crf.confidence_threshold).",
               range=CRF_LIMITS["band"]),
+    ParamSpec("crf.downsample", 0, "Fast CRF: run the mean field on a grid this many times coarser than the frame "
+              f"(its last update at full resolution); 1 = full resolution, 0 = auto (grid's longer side >= "
+              f"{CRF_AUTO_GRID_SIDE}).",
+              range=CRF_LIMITS["downsample"]),
     ParamSpec("crf.exact_fallback", False, "With crf.method=exact and pydensecrf2 missing: use the fast CRF "
               "(true) or refuse (false)."),
 )
@@ -254,7 +259,7 @@ def crf_config(values: dict[str, Any]) -> CRFConfig | None:
     if not values["crf.enabled"]:
         return None
     names = ("method", "iterations", "w1", "theta_alpha", "theta_beta", "w2", "theta_gamma", "reference_size",
-             "confidence_threshold", "band", "exact_fallback")
+             "confidence_threshold", "band", "downsample", "exact_fallback")
     return CRFConfig(**{n: values[f"crf.{n}"] for n in names})
 
 

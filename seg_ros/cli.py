@@ -379,10 +379,6 @@ def _bench_bags(args: argparse.Namespace) -> None:
     print(f"wrote {write_report(report, args.json)}")
 
 
-def _grid_words(step: int) -> str:
-    return "at full resolution" if step == 1 else f"on a 1/{step} grid"
-
-
 def _bench_crf(args: argparse.Namespace) -> None:
     import time
     from dataclasses import replace
@@ -391,7 +387,7 @@ def _bench_crf(args: argparse.Namespace) -> None:
 
     from seg_ros.bench import _machine, write_report
     from seg_ros.crf import LIMITS as CRF_LIMITS
-    from seg_ros.crf import CRFConfig, exact_available
+    from seg_ros.crf import CRFConfig, exact_available, grid_name
     from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table
     from seg_ros.datasets import FolderDataset
     from seg_ros.pipeline import Segmenter, format_resolution
@@ -418,10 +414,10 @@ def _bench_crf(args: argparse.Namespace) -> None:
 
         def variants_of(base: CRFConfig, frame_size: tuple[int, int]) -> dict[str, CRFConfig]:
             variants = {"fast": replace(base, method="fast")}
-            if variants["fast"].grid_step(*frame_size) > 1:  # what the coarser grid costs in accuracy
-                variants["fast, full resolution"] = replace(base, method="fast", downsample=1)
-            for step in args.crf_downsample or []:
-                variants[f"fast, 1/{step} grid"] = replace(base, method="fast", downsample=step)
+            # what the coarser grid costs in accuracy, and any grid asked for
+            steps = ([1] if variants["fast"].grid_step(*frame_size) > 1 else []) + (args.crf_downsample or [])
+            for step in steps:
+                variants[f"fast, {grid_name(step)}"] = replace(base, method="fast", downsample=step)
             if args.crf_gate > 0:
                 variants[f"fast, confidence < {args.crf_gate:g}"] = replace(base, method="fast",
                                                                             confidence_threshold=args.crf_gate)
@@ -441,7 +437,7 @@ def _bench_crf(args: argparse.Namespace) -> None:
             res["grid_step"] = variants["fast"].grid_step(*scene_size)
             report["accuracy"]["synthetic"] = res
             print(f"\n{res['data']}, {res['model']}, CRF defaults (DeepLab-LargeFOV, 10 iterations), "
-                  f"fast CRF {_grid_words(res['grid_step'])}:")
+                  f"fast CRF: {grid_name(res['grid_step'])}:")
             print(format_accuracy_table(res))
         if args.camvid:
             model, resolution, what = args.camvid_model, None, "CRF defaults (DeepLab-LargeFOV, 10 iterations)"
@@ -460,7 +456,7 @@ def _bench_crf(args: argparse.Namespace) -> None:
             res = crf_accuracy(seg, (data[i] for i in range(len(data))), variants)
             res["model"], res["data"], res["crf"] = seg.describe(), f"{data.name} ({len(data)} frames)", what
             res["grid_step"] = variants["fast"].grid_step(*frame_size)
-            what += f", fast CRF {_grid_words(res['grid_step'])}"
+            what += f", fast CRF: {grid_name(res['grid_step'])}"
             report["accuracy"]["camvid"] = res
             print(f"\n{res['data']}, {res['model']}, {what}:")
             print(format_accuracy_table(res))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seg_ros.crf import CRFConfig, DenseCRF, exact_available, uncertain_region
+from seg_ros.crf import CRFConfig, DenseCRF, exact_available, grid_name, uncertain_region
 from seg_ros.metrics import ConfusionMatrix
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.synthetic import generate_scene
@@ -137,7 +137,7 @@ def format_speed_table(rows: list[dict]) -> str:
              "| CPU ms | speed-up vs exact (wall / CPU) | labels = exact |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        grid = "full" if r["grid_step"] == 1 else f"1/{r['grid_step']}"
+        grid = grid_name(r["grid_step"])
         gate = f"< {r['confidence_threshold']:g}" if r["confidence_threshold"] > 0 else "off"
         sp = f"{r['speedup']:.1f}× / {r['cpu_speedup']:.1f}×" if "cpu_speedup" in r else "n/a"
         ag = f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "n/a"

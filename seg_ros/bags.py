@@ -41,6 +41,9 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from seg_ros.errors import InputError
+from seg_ros.limits import DEFAULT_MAX_PIXELS
+from seg_ros.outputs import raise_if_interrupted
+from seg_ros.paths import check_creatable, require_file_or_dir
 from seg_ros.ros.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -189,20 +192,22 @@ class ImageMessage:
     def describe(self) -> str:
         return f"frame {self.index} of {self.topic} (stamp {self.stamp_ns / 1e9:.9f} s)"
 
-    def to_rgb(self) -> np.ndarray:
+    def to_rgb(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Decode to a writable (H, W, 3) uint8 RGB array with the node's decoders; MessageError names the frame.
 
-        An rgb8 image decodes to a view of the stored bytes, which are read-only: it is copied then (about
+        A frame that declares more than ``max_pixels`` pixels is refused before it is decoded. An rgb8 image
+        decodes to a view of the stored bytes, which are read-only: it is copied then (about
         0.1 ms at 360×640), so callers may draw on the result and torch can wrap it without a warning.
         """
         try:
-            rgb = compressed_to_rgb(self.msg) if self.compressed else image_to_rgb(self.msg)
+            rgb = (compressed_to_rgb(self.msg, max_pixels) if self.compressed
+                   else image_to_rgb(self.msg, max_pixels))
         except MessageError as e:
             raise MessageError(f"{self.describe()}: {e}") from e
         return rgb if rgb.flags.writeable else rgb.copy()
 
-    def to_labels(self) -> np.ndarray:
-        """Decode a mono8 label image to (H, W) uint8 class ids; raises MessageError for anything else."""
+    def to_labels(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """Decode a mono8 label image to (H, W) uint8 class ids (at most ``max_pixels``); MessageError otherwise."""
         if self.compressed:
             raise MessageError(f"{self.describe()} is a CompressedImage; ground-truth labels must be a lossless "
                                "sensor_msgs/Image with encoding mono8.")
@@ -210,7 +215,7 @@ class ImageMessage:
             raise MessageError(f"{self.describe()} has encoding {self.encoding!r}; ground-truth labels must be "
                                "mono8 class ids.")
         try:
-            return image_to_array(self.msg)
+            return image_to_array(self.msg, max_pixels)
         except MessageError as e:
             raise MessageError(f"{self.describe()}: {e}") from e
 
@@ -266,13 +271,7 @@ class BagReader:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise BagNotFoundError(f"bag {self.path} does not exist.")
-        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
-            raise BagNotFoundError(f"{self.path} is not a ROS 2 bag: the folder has no metadata.yaml.")
-        if self.path.is_file() and self.path.suffix not in (".db3", ".mcap"):
-            raise BagNotFoundError(f"{self.path} is not a ROS 2 bag: give a bag folder or a .db3 / .mcap file.")
+        self.path = self.check_path(path)
         try:
             self._reader = Reader(self.path)
             self._reader.open()
@@ -282,6 +281,25 @@ class BagReader:
         self._open = True
         self._conns = {c.topic: c for c in self._reader.connections}
         self.info = self._read_info()
+
+    @staticmethod
+    def check_path(path: str | os.PathLike) -> Path:
+        """``path`` as a Path; BagNotFoundError unless it is a bag folder or a .db3 / .mcap regular file.
+
+        Nothing is opened: a FIFO or a device is refused by its file type, never read.
+        """
+        p = Path(path)
+        if not os.path.lexists(p):
+            raise BagNotFoundError(f"bag {p} does not exist.")
+        try:
+            require_file_or_dir(p, "bag")
+        except InputError as e:
+            raise BagNotFoundError(str(e)) from None
+        if p.is_dir() and not (p / "metadata.yaml").is_file():
+            raise BagNotFoundError(f"{p} is not a ROS 2 bag: the folder has no metadata.yaml.")
+        if p.is_file() and p.suffix not in (".db3", ".mcap"):
+            raise BagNotFoundError(f"{p} is not a ROS 2 bag: give a bag folder or a .db3 / .mcap file.")
+        return p
 
     def _read_info(self) -> BagInfo:
         version, storage, custom = None, ("mcap" if self.path.suffix == ".mcap" else "sqlite3"), {}
@@ -426,10 +444,7 @@ class BagWriter:
             raise BagWriteError(f"unknown bag storage {storage!r}; choose one of {', '.join(STORAGES)}.")
         self.storage = storage
         self.overwrite = overwrite
-        if self.path.exists() and not overwrite:
-            raise BagWriteError(f"{self.path} already exists; remove it, choose another path or allow overwriting.")
-        if self.path.exists() and not self.path.is_dir():
-            raise BagWriteError(f"{self.path} exists and is not a folder; it cannot be replaced by a bag.")
+        self.check_path(self.path, overwrite)
         self.typestore = get_typestore(_DISTRO_STORES[self.distro])
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -464,6 +479,20 @@ class BagWriter:
                                                          offered_qos_profiles=[DEFAULT_QOS])
         self._types[topic] = msgtype
         self.counts[topic] = 0
+
+    @staticmethod
+    def check_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """``path`` as a Path; BagWriteError unless a bag folder can be written there (nothing is created)."""
+        p = Path(path)
+        if os.path.lexists(p) and not overwrite:
+            raise BagWriteError(f"{p} already exists; remove it, choose another path or allow overwriting.")
+        if os.path.lexists(p) and not p.is_dir():
+            raise BagWriteError(f"{p} exists and is not a folder; it cannot be replaced by a bag.")
+        try:
+            check_creatable(p.parent, p, "bag")
+        except InputError as e:
+            raise BagWriteError(str(e)) from None
+        return p
 
     def write_raw(self, topic: str, msgtype: str, raw: bytes | memoryview, log_time_ns: int) -> None:
         """Write an already serialized (CDR) message, e.g. one copied from another bag."""
@@ -573,17 +602,22 @@ class BagWriter:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
+            try:
+                raise_if_interrupted()
+            except KeyboardInterrupt:
+                self.abort()
+                raise
             self.commit()
         else:
             self.abort()
-
-
 
 
 # -- dataset → bag ----------------------------------------------------------------------------------------------
 
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 """Header stamp (and log time) of the first frame of a dataset bag: 2023-11-14 22:13:20 UTC, in nanoseconds."""
+MAX_STAMP_NS = (2**31 - 1) * 10**9 + 999_999_999
+"""Latest header stamp, in nanoseconds: builtin_interfaces/Time holds int32 seconds (2038-01-19)."""
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/gt_labels"
 DEFAULT_CAMERA_INFO_TOPIC = "/camera/camera_info"
@@ -648,13 +682,19 @@ def write_dataset_bag(
         raise BagWriteError(f"image format must be raw (rgb8) or jpeg, not {image_format!r}.")
     if limit is not None and limit < 1:
         raise BagWriteError(f"limit must be at least 1 frame, not {limit}.")
-    if start_ns < 0:
-        raise BagWriteError(f"start time must not be negative, not {start_ns} ns.")
+    if not 0 <= start_ns <= MAX_STAMP_NS:
+        raise BagWriteError(f"start time must lie in [0, {MAX_STAMP_NS // 10**9}] s (the range of a header "
+                            f"stamp), not {start_ns / 1e9:g} s.")
+    if not 1 <= jpeg_quality <= 100:
+        raise BagWriteError(f"JPEG quality must lie in 1..100, not {jpeg_quality}.")
     image_topic = image_topic or (DEFAULT_IMAGE_TOPIC + ("/compressed" if image_format == "jpeg" else ""))
     if len({image_topic, gt_topic, camera_info_topic}) != 3:
         raise BagWriteError("the image, ground-truth and camera_info topics must be three different topics.")
     label_set = source.label_set
     total = len(source) if limit is None else min(len(source), limit)
+    if start_ns + round((total - 1) * 1e9 / fps) > MAX_STAMP_NS:
+        raise BagWriteError(f"the last of {total} frames at {fps:g} fps would be stamped after the largest "
+                            f"stamp ({MAX_STAMP_NS // 10**9} s); give an earlier start time.")
     custom = {CUSTOM_LABEL_SET: label_set.name, CUSTOM_IMAGE_TOPIC: image_topic, CUSTOM_GT_TOPIC: gt_topic,
               "seg_ros.source": str(source.name)}
     t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 import re
 import warnings
@@ -40,6 +41,7 @@ from seg_ros.errors import SegRosError
 from seg_ros.labels import LabelSet, get_label_set
 from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, save_model
 from seg_ros.models import build
+from seg_ros.paths import check_output_file, require_file
 
 
 class CheckpointImportError(SegRosError):
@@ -98,33 +100,36 @@ _WRAPPER_KEYS = ("state_dict", "model_state", "model", "net")
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict in ``path``, read with ``torch.load(weights_only=True)``; nothing else is unpickled."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointImportError(f"checkpoint {path} does not exist.")
+    path = require_file(path, "checkpoint")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. pickle-protocol notes; the outcome is reported below
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - whatever torch.load raises becomes one sentence
-        text = str(e)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if found:
-            raise CheckpointImportError(
-                f"checkpoint {path} holds Python objects besides tensors ({found.group(1)}), which "
-                "torch.load(weights_only=True) refuses and seg_ros never unpickles; re-save it as a plain state "
-                "dict with torch.save(model.state_dict(), path)."
-            ) from e
-        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        reason = (detail.group(1) if detail else text.strip().splitlines()[0] if text.strip()
-                  else type(e).__name__).strip().rstrip(".")
-        raise CheckpointImportError(
-            f"checkpoint {path} is not a PyTorch checkpoint that can be read safely ({reason})."
-        ) from e
+        raise CheckpointImportError(_refusal(path, str(e), type(e).__name__)) from e
     state = _unwrap(obj, path)
     keys = list(state)
     if keys and all(k.startswith("module.") for k in keys):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+_TORCH_ADVICE = ("weights_only", "torch.load", "file an issue", "documentation")
+"""Words of torch's own advice (which suggests unsafe loading); such lines never reach the user."""
+
+
+def _refusal(path: Path, text: str, kind: str) -> str:
+    """One sentence for a checkpoint torch.load(weights_only=True) refused: the blocked global, or torch's reason."""
+    found = re.search(r"(?:unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text, re.IGNORECASE)
+    if found:
+        return (f"checkpoint {path} holds Python objects besides tensors ({found.group(1)}), which could run code "
+                "when loaded, so seg_ros refuses it and unpickles nothing; re-save the weights alone as a plain "
+                "state dict of tensors.")
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not any(w in ln for w in _TORCH_ADVICE)]
+    reason = (detail.group(1) if detail else lines[0] if lines else kind).strip().rstrip(".")
+    return f"checkpoint {path} is not a PyTorch checkpoint that can be read safely ({reason})."
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -306,7 +311,8 @@ def import_checkpoint(
     normalisation of RGB/255 (default ImageNet, which both families use). ``provenance`` entries override the
     defaults (dataset, source, val_miou, …). Nothing is written unless every check passes.
     """
-    checkpoint = Path(checkpoint)
+    checkpoint = require_file(checkpoint, "checkpoint")
+    check_output_file(out, "model file")
     state = read_checkpoint(checkpoint)
     conv = convert(state, checkpoint)
     family = "liteseg" if conv.source_format.startswith("liteseg") else conv.source_format
@@ -320,7 +326,7 @@ def import_checkpoint(
             f"{labels.num_classes}; pass a label set with {conv.num_classes} classes."
         )
     for name, v in (("mean", mean), ("std", std)):
-        if len(v) != 3 or (name == "std" and min(v) <= 0):
+        if len(v) != 3 or not all(math.isfinite(x) for x in v) or (name == "std" and min(v) <= 0):
             raise CheckpointImportError(f"{name} must be three numbers{' above 0' if name == 'std' else ''}, "
                                         f"not {v!r}.")
     model, filled = build_converted(conv, checkpoint)

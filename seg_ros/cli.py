@@ -3,30 +3,75 @@
 Subcommands: ``models``, ``segment``, ``train``, ``bench``, ``export``, ``bag-from-dataset``,
 ``evaluate``, ``import-checkpoint``, ``tune-crf``, ``soak``, ``demo``. A user
 error (bad path, bad setting, unreadable input) prints one sentence to stderr
-and exits with status 2, leaving no half-written output.
+and exits with status 2, leaving no half-written output; Ctrl-C at any moment
+prints one line and exits with status 130. Every output path is checked before
+the work starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from seg_ros import __version__
-from seg_ros.errors import SegRosError
-from seg_ros.modelfile import DEFAULT_MODEL
-from seg_ros.pipeline import OUTPUTS, parse_resolution
-
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+# Only light modules at module level: torch, OpenCV and the ROS libraries are imported by the subcommands,
+# inside main's error handling, so that an interrupt or a broken install at any moment gives one line.
+try:
+    import argparse
+    import math
+    import os
+
+    from seg_ros import __version__
+    from seg_ros.errors import SegRosError
+except KeyboardInterrupt:  # Ctrl-C while the command starts, before main can catch it
+    sys.stderr.write("seg-ros: interrupted\n")
+    sys.exit(EXIT_INTERRUPTED)
+
+DEBUG_ENV = "SEG_ROS_DEBUG"
+"""Set to 1 to get Python's traceback instead of one line for an unexpected error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``prog: error: message``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message.rstrip('.')}; see {self.prog} --help.\n")
 
 
 def _resolution(text: str) -> tuple[int, int]:
+    from seg_ros.pipeline import parse_resolution
+
     try:
         return parse_resolution(text)
     except SegRosError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _number(kind: type, low: float | None = None, high: float | None = None, *, low_open: bool = False):
+    """An argparse type: a finite ``kind`` (int or float) in [low, high], or (low, high] when ``low_open``."""
+    fmt = "{:,}" if kind is int else "{:g}"
+    bounds = [f"{'more than' if low_open else 'at least'} {fmt.format(low)}"] if low is not None else []
+    bounds += [f"at most {fmt.format(high)}"] if high is not None else []
+    wanted = f"{'an integer' if kind is int else 'a finite number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}.") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give {wanted}.")
+        return value
+
+    return parse
+
+
 def _outputs(text: str) -> tuple[str, ...]:
+    from seg_ros.pipeline import OUTPUTS
+
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [n for n in names if n not in OUTPUTS]
     if bad or not names:
@@ -64,6 +109,8 @@ def _floats3(text: str) -> tuple[float, float, float]:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    from seg_ros.modelfile import DEFAULT_MODEL
+
     p.add_argument("--model", default=DEFAULT_MODEL, help="model file or shipped model name (default: %(default)s)")
     p.add_argument("--resolution", type=_resolution, default=None,
                    help="inference size HxW, e.g. 360x640 (default: the model's training size)")
@@ -74,6 +121,16 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="torch",
                    help="torch, onnxruntime, tensorrt or auto (tensorrt → onnxruntime → torch) (default: torch)")
     _add_accel_args(p)
+
+
+def _add_max_pixels(p: argparse.ArgumentParser, from_params: bool = False) -> None:
+    from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+
+    default = "the parameter file's max_pixels, else " if from_params else ""
+    p.add_argument("--max-pixels", type=_number(int, 1, MAX_PIXELS_LIMIT), metavar="N",
+                   default=None if from_params else DEFAULT_MAX_PIXELS,
+                   help=f"pixel budget: refuse frames larger than N pixels (height x width) before decoding them "
+                        f"(default: {default}{DEFAULT_MAX_PIXELS:,} = DCI 4K)")
 
 
 def _add_accel_args(p: argparse.ArgumentParser) -> None:
@@ -92,8 +149,14 @@ def _add_accel_args(p: argparse.ArgumentParser) -> None:
 
 
 def _runtime_options(args: argparse.Namespace):
+    """The RuntimeOptions of the accelerated-backend options; the cache folder and calibration input are checked."""
+    from seg_ros.paths import check_output_dir, require_file_or_dir
     from seg_ros.runtime import RuntimeOptions
 
+    if args.cache_dir:
+        check_output_dir(args.cache_dir, "--cache-dir")
+    if args.calibration:
+        require_file_or_dir(args.calibration, "--calibration")
     return RuntimeOptions(threads=args.threads, cuda_graphs=args.cuda_graphs, calibration=args.calibration,
                           calibration_frames=args.calibration_frames, calibration_topic=args.calibration_topic,
                           cache_dir=args.cache_dir, fallback=args.fallback, on_new_shape=args.on_new_shape,
@@ -101,7 +164,7 @@ def _runtime_options(args: argparse.Namespace):
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
-    from seg_ros.modelfile import read_meta, shipped_models
+    from seg_ros.modelfile import DEFAULT_MODEL, read_meta, shipped_models
     from seg_ros.models import available, get_spec
 
     print("Architectures (seg_ros.models registry):")
@@ -133,15 +196,18 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 def _cmd_segment(args: argparse.Namespace) -> None:
     from seg_ros.files import collect_inputs, segment_files
+    from seg_ros.paths import check_output_dir
     from seg_ros.pipeline import Segmenter
 
-    inputs = collect_inputs(args.inputs)
+    check_output_dir(args.out, "--out")
+    inputs = collect_inputs(args.inputs, args.max_pixels)
     crf = _crf_settings(args.crf, args.set)
     seg = Segmenter(args.model, resolution=args.resolution, keep_aspect=args.keep_aspect, device=args.device,
                     precision=args.precision, backend=args.backend, overlay_alpha=args.alpha, crf=crf,
                     runtime=_runtime_options(args))
     print(f"model: {seg.describe()}")
-    report = segment_files(seg, inputs, args.out, outputs=args.outputs, progress=not args.quiet)
+    report = segment_files(seg, inputs, args.out, outputs=args.outputs, progress=not args.quiet,
+                           max_pixels=args.max_pixels)
     print(f"segmented {report.frames} frames at {report.fps:.1f} fps; wrote {len(report.written)} files to {args.out}")
 
 
@@ -212,7 +278,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     import torch
 
     from seg_ros.bench import format_table, run_bench, write_report
+    from seg_ros.paths import check_output_file, require_dir, require_file
 
+    check_output_file(args.json, "--json")
+    if args.camvid:
+        require_dir(args.camvid, "--camvid")
+    if args.camvid_params:
+        require_file(args.camvid_params, "--camvid-params")
     if args.node:
         from seg_ros.ros.nodebench import format_node_table, run_node_bench
 
@@ -245,8 +317,14 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from seg_ros.paths import check_output_file
+
     if not args.onnx and not args.tensorrt:
         raise SegRosError("give --onnx OUT.onnx and/or --tensorrt.")
+    if args.onnx:
+        check_output_file(args.onnx, "--onnx")
+    if args.tensorrt:
+        _runtime_options(args)  # checks --cache-dir and --calibration before the export
     model = args.model
     if args.onnx:
         from seg_ros.runtime.export import export_onnx
@@ -287,13 +365,14 @@ def _cmd_bag_from_dataset(args: argparse.Namespace) -> None:
     if args.labels is not None and args.images is None:
         raise SegRosError("--labels goes with --images (a plain image folder).")
     if args.camvid is not None:
-        source = CamVidSource(args.camvid, args.split or "val")
+        source = CamVidSource(args.camvid, args.split or "val", max_pixels=args.max_pixels)
     elif args.cityscapes is not None:
-        source = CityscapesSource(args.cityscapes, args.split or "val", args.city)
+        source = CityscapesSource(args.cityscapes, args.split or "val", args.city, max_pixels=args.max_pixels)
     elif args.images is not None:
-        source = ImageFolderSource(args.images, args.labels, get_label_set(args.label_set))
+        source = ImageFolderSource(args.images, args.labels, get_label_set(args.label_set),
+                                   max_pixels=args.max_pixels)
     else:
-        source = SyntheticDriveSource(args.seed, args.synthetic, args.size)
+        source = SyntheticDriveSource(args.seed, args.synthetic, args.size, max_pixels=args.max_pixels)
     s = write_dataset_bag(
         source, args.out, fps=args.fps, image_format=args.image_format, jpeg_quality=args.jpeg_quality,
         storage=args.storage, distro=args.distro, image_topic=args.image_topic, gt_topic=args.gt_topic,
@@ -319,9 +398,17 @@ def _set_param(text: str) -> tuple[str, object]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from dataclasses import replace
     from pathlib import Path
 
-    from seg_ros.evaluate import EvalOptions, compare_reports, evaluate_bag, load_report, segmenter_from_params
+    from seg_ros.evaluate import (
+        EvalOptions,
+        check_options,
+        compare_reports,
+        evaluate_bag,
+        load_report,
+        segmenter_from_params,
+    )
 
     if args.compare is not None:
         if args.bag is not None:
@@ -331,19 +418,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         return
     if args.bag is None:
         raise SegRosError("give --bag BAG to evaluate (or --compare A.json B.json).")
-    overrides: dict[str, object] = dict(args.set or [])
-    for name, value in (("model", args.model), ("resolution", args.resolution), ("device", args.device),
-                        ("precision", args.precision), ("backend", args.backend), ("keep_aspect", args.keep_aspect)):
-        if value is not None:
-            overrides[name] = value
-    seg, values = segmenter_from_params(args.params, overrides)
-    print(f"model: {seg.describe()}")
     opts = EvalOptions(
         bag=Path(args.bag), out=Path(args.out), image_topic=args.image_topic, gt_topic=args.gt_topic,
         gt_dir=Path(args.gt_dir) if args.gt_dir else None, gt_match=args.gt_match, gt_window_s=args.gt_window,
         out_bag=Path(args.out_bag) if args.out_bag else None, out_prefix=args.out_prefix,
         out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,
         charts=args.charts, progress=not args.quiet)
+    check_options(opts)
+    overrides: dict[str, object] = dict(args.set or [])
+    for name, value in (("model", args.model), ("resolution", args.resolution), ("device", args.device),
+                        ("precision", args.precision), ("backend", args.backend), ("keep_aspect", args.keep_aspect),
+                        ("max_pixels", args.max_pixels)):
+        if value is not None:
+            overrides[name] = value
+    seg, values = segmenter_from_params(args.params, overrides)
+    opts = replace(opts, max_pixels=values["max_pixels"])
+    print(f"model: {seg.describe()}")
     settings = {"params_file": str(args.params) if args.params else None, "overrides": overrides, "values": values}
     evaluate_bag(opts, seg, settings=settings, command=_command_line(args))
     print(f"wrote {Path(args.out) / 'report.md'}, report.json" + (" and the charts" if args.charts else "") +
@@ -400,8 +490,6 @@ def _bench_crf(args: argparse.Namespace) -> None:
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     if not exact_available():
         print("pydensecrf2 is not installed: exact-CRF rows and comparisons are skipped")
-    if args.crf_iterations < 1 or args.crf_classes < 2 or args.frames < 1:
-        raise SegRosError("--crf-iterations and --frames must be at least 1 and --crf-classes at least 2.")
     hi = CRF_LIMITS["downsample"][1]
     if any(not 1 <= step <= hi for step in args.crf_downsample or []):
         raise SegRosError(f"--crf-downsample takes grid steps from 1 to {hi:g}.")
@@ -470,8 +558,12 @@ def _cmd_tune_crf(args: argparse.Namespace) -> None:
     from seg_ros.crftune import format_report, parse_grid, preset_yaml, tune_crf
     from seg_ros.datasets import FolderDataset
     from seg_ros.outputs import atomic_path
+    from seg_ros.paths import check_output_file
     from seg_ros.pipeline import Segmenter, format_resolution
 
+    for option, path in (("--preset", args.preset), ("--json", args.json)):
+        if path:
+            check_output_file(path, option)
     grid = parse_grid(args.grid or [])
     if not grid:
         raise SegRosError("give at least one --grid NAME=V1,V2,...")
@@ -500,10 +592,16 @@ def _cmd_tune_crf(args: argparse.Namespace) -> None:
         print(f"wrote {write_report(result, args.json)}")
 
 
-def _cmd_soak(args: argparse.Namespace) -> None:
+def _cmd_soak(args: argparse.Namespace) -> int | None:
+    if args.flood is not None:
+        from seg_ros.ros.flood import main as flood
+
+        return flood(args.flood)
+    from seg_ros.paths import check_output_file
     from seg_ros.pipeline import format_resolution
     from seg_ros.ros.soak import format_report, run_soak, write_report
 
+    check_output_file(args.json, "--json")
     res = format_resolution(args.size)
     report = run_soak(args.frames, model=args.model, size=args.size, resolutions=(res, "64x96"),
                       interval_s=args.interval_ms / 1000.0, change_every=args.change_every, device=args.device,
@@ -523,7 +621,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg-ros", description="Real-time semantic segmentation for ROS 2 cameras.")
+    from seg_ros.modelfile import DEFAULT_MODEL
+
+    parser = _Parser(prog="seg-ros", description="Real-time semantic segmentation for ROS 2 cameras.")
     parser.add_argument("--version", action="version", version=f"seg-ros {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -542,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refine with the dense CRF: fast (the default METHOD), exact (pydensecrf2) or auto")
     p.add_argument("--set", action="append", type=_set_param, metavar="crf.NAME=VALUE",
                    help="a CRF parameter, repeatable (e.g. --set crf.enabled=true --set crf.iterations=5)")
+    _add_max_pixels(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_segment)
 
@@ -599,16 +700,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", action="append", choices=["torch", "onnxruntime", "tensorrt"],
                    help="repeatable (default: every backend available here)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="leave out the naive baseline")
-    p.add_argument("--accuracy-frames", type=int, default=8,
+    p.add_argument("--accuracy-frames", type=_number(int, 0), default=8,
                    help="synthetic scenes with exact labels for the mIoU column (default: 8)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_accel_args(p)
-    p.add_argument("--frames", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--frames", type=_number(int, 1), default=30)
+    p.add_argument("--warmup", type=_number(int, 0), default=5)
     p.add_argument("--json", default="bench.json", help="where to write the JSON report")
     p.add_argument("--bag", action="store_true",
                    help="instead: bag reading speed (raw rgb8 at the first --resolution, sqlite3 and mcap)")
-    p.add_argument("--bag-frames", type=int, default=500, help="frames in the --bag benchmark bag (default: 500)")
+    p.add_argument("--bag-frames", type=_number(int, 1), default=500,
+                   help="frames in the --bag benchmark bag (default: 500)")
     p.add_argument("--evaluate", action="store_true",
                    help="instead: seg-ros evaluate's own overhead on a synthetic drive of --frames frames")
     p.add_argument("--node", action="store_true",
@@ -616,11 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", action="store_true",
                    help="instead: the dense CRF stage, exact vs fast, at the first --resolution (default 512x1024), "
                         "and its mIoU gain on synthetic scenes (and --camvid)")
-    p.add_argument("--crf-classes", type=int, default=19, help="classes in the --crf speed test (default: 19)")
-    p.add_argument("--crf-iterations", type=int, default=5, help="iterations in the --crf speed test (default: 5)")
-    p.add_argument("--crf-gate", type=float, default=0.9,
+    p.add_argument("--crf-classes", type=_number(int, 2), default=19,
+                   help="classes in the --crf speed test (default: 19)")
+    p.add_argument("--crf-iterations", type=_number(int, 1), default=5,
+                   help="iterations in the --crf speed test (default: 5)")
+    p.add_argument("--crf-gate", type=_number(float, 0.0, 1.0), default=0.9,
                    help="also time the fast CRF refining only pixels below this confidence (default: 0.9; 0 = not)")
-    p.add_argument("--crf-scenes", type=int, default=8,
+    p.add_argument("--crf-scenes", type=_number(int, 0), default=8,
                    help="synthetic scenes scored with --model in the --crf accuracy test (default: 8; 0 = none)")
     p.add_argument("--crf-scene-size", type=_resolution, default=(720, 960), metavar="HxW",
                    help="size of those scenes (default: 720x960, where the fast CRF's auto grid is 1/3)")
@@ -701,10 +805,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-topic", default=DEFAULT_GT_TOPIC, help="default: %(default)s")
     p.add_argument("--camera-info-topic", default=DEFAULT_CAMERA_INFO_TOPIC, help="default: %(default)s")
     p.add_argument("--frame-id", default="camera")
-    p.add_argument("--start-time", type=float, default=DEFAULT_START_NS / 1e9,
+    p.add_argument("--start-time", type=_number(float, 0.0), default=DEFAULT_START_NS / 1e9,
                    help="stamp of the first frame, seconds since the epoch (default: %(default)d)")
     p.add_argument("--limit", type=int, help="write at most this many frames")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    _add_max_pixels(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bag_from_dataset)
 
@@ -739,6 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output bag for this ROS 2 distribution (default: jazzy)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out-bag")
     p.add_argument("--limit", type=int, help="evaluate only the first N frames")
+    _add_max_pixels(p, from_params=True)
     p.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="print two reports side by side instead of evaluating")
@@ -762,13 +868,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import_checkpoint)
 
     p = sub.add_parser("soak", help="soak the node's ROS-free core: frames faster than the pipeline, live changes")
-    p.add_argument("--frames", type=int, default=20000)
+    p.add_argument("--frames", type=_number(int, 1), default=20000)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--size", type=_resolution, default=(96, 128), help="frame size HxW (default: 96x128)")
-    p.add_argument("--interval-ms", type=float, default=4.0, help="time between submitted frames (default: 4)")
-    p.add_argument("--change-every", type=int, default=40, help="frames between parameter changes (default: 40)")
+    p.add_argument("--interval-ms", type=_number(float, 0.0), default=4.0,
+                   help="time between submitted frames (default: 4)")
+    p.add_argument("--change-every", type=_number(int, 1), default=40,
+                   help="frames between parameter changes (default: 40)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default="soak.json", help="where to write the JSON report")
+    p.add_argument("--flood", nargs=argparse.REMAINDER, default=None, metavar="FLOOD_ARGS",
+                   help="instead: flood a real segmentation_node process (or a plain subscriber) over ROS 2 and "
+                        "watch its memory; the rest of the line goes to the flood (seg-ros soak --flood --help)")
     p.set_defaults(func=_cmd_soak)
 
     p = sub.add_parser("demo", help="write a synthetic drive to a bag, evaluate it with the shipped model")
@@ -790,18 +901,85 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    """Run ``seg-ros`` with ``argv`` (default: the process's arguments); returns the exit status.
+
+    0: done; 2: a user error (one sentence on stderr, no output written); 130: interrupted (one line);
+    1: an unexpected error (one line; the traceback with ``SEG_ROS_DEBUG=1``).
+    """
+    name = "seg-ros"
+    process = argv is None  # the command of this process, not a call from Python code
     try:
-        args.func(args)
-    except SegRosError as e:
-        print(f"seg-ros {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        if process:
+            from seg_ros.outputs import catch_interrupts
+
+            catch_interrupts()
+        args = build_parser().parse_args(argv)
+        name = f"seg-ros {args.command}"
+        args.argv = list(sys.argv[1:] if process else argv)
+        _raise_if_interrupted()  # one that a library swallowed while the parser imported it
+        status = args.func(args) or 0
+        _raise_if_interrupted()
+        if process:  # the work is done and committed: a Ctrl-C during Python's shutdown changes nothing
+            _ignore_interrupts()
     except KeyboardInterrupt:
-        print(f"seg-ros {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        if process:  # a second Ctrl-C must not break the line below
+            _ignore_interrupts()
+        print(f"{name}: interrupted", file=sys.stderr)
+        if process:
+            # Exit now, with 130: an interrupt that passed through a library's C code has made Python
+            # re-raise SIGINT at exit (status -2); output folders were already rolled back while unwinding.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - every error ends as one line, see _user_error
+        sentence = _user_error(e)
+        if sentence is None:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            print(f"{name}: internal error: {type(e).__name__}: {_first_line(e)} (this is a bug; rerun with "
+                  f"{DEBUG_ENV}=1 for the traceback and report it)", file=sys.stderr)
+            return EXIT_INTERNAL_ERROR
+        print(f"{name}: error: {sentence}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return status
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _raise_if_interrupted() -> None:
+    outputs = sys.modules.get("seg_ros.outputs")
+    if outputs is not None:
+        outputs.raise_if_interrupted()
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _user_error(e: Exception) -> str | None:
+    """The one sentence for an error the user's input or machine causes, or None for a bug."""
+    if isinstance(e, SegRosError):
+        return str(e)
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(
+            k in str(e).lower() for k in ("not enough memory", "out of memory", "can't allocate memory"))):
+        return ("the job ran out of memory; use smaller inputs, a smaller --resolution or batch, or a machine with "
+                "more memory.")
+    if isinstance(e, RecursionError):
+        return "an input is nested too deeply to be read (e.g. a model file's metadata); it is not a valid input."
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        return f"cannot use{where}: {e.strerror or _first_line(e)}."
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and isinstance(e, cv2.error):
+        detail = _first_line(e).partition("error: ")[2] or _first_line(e)
+        return f"OpenCV cannot process an input ({detail.rstrip('.')})."
+    return None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +26,62 @@ import numpy as np
 
 from seg_ros.errors import InputError
 from seg_ros.labels import LabelSet
+from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
+from seg_ros.paths import require_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; raises InputError if it cannot be decoded."""
+_JPEG_EOI = b"\xff\xd9"
+
+
+def check_image_file(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise InputError unless ``path`` is a regular image file whose header declares at most ``max_pixels``.
+
+    Only the header is read (Pillow identifies the format and size without decoding), so a decompression
+    bomb costs nothing. A JPEG must also be complete: libjpeg decodes a truncated one with only a warning
+    and grey rows, so a file that does not end with the end-of-image marker is fully loaded by Pillow,
+    which raises on truncation (and accepts data appended after a complete image).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    p = require_file(path, "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget below decides
+            with Image.open(p) as im:
+                width, height = im.size
+                check_frame_size(height, width, max_pixels, what=f"image {p}")
+                if im.format == "JPEG" and not _ends_with_eoi(p):
+                    im.load()
+    except Image.DecompressionBombError:
+        raise InputError(f"image {p} declares more pixels than the pixel budget of {max_pixels:,}; "
+                         "raise --max-pixels if this size is real.") from None
+    except UnidentifiedImageError:
+        raise InputError(f"cannot read image {p}: not an image file.") from None
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for truncated or corrupt data
+        raise InputError(f"image {p} is truncated or corrupt ({str(e).strip() or type(e).__name__}).") from None
+
+
+def _ends_with_eoi(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - 64, 0))
+        return f.read().rstrip(b"\x00\r\n\t ").endswith(_JPEG_EOI)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; InputError if it is not a complete image within ``max_pixels``."""
+    check_image_file(path, max_pixels)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise InputError(f"cannot read image {path}: missing, unreadable or not an image.")
+        raise InputError(f"cannot read image {path}: unreadable or not an image.")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """Read a single-channel 8-bit label image as (H, W) uint8; raises InputError otherwise."""
+def read_labels(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a single-channel 8-bit label image (at most ``max_pixels``) as (H, W) uint8; InputError otherwise."""
+    check_image_file(path, max_pixels)
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise InputError(f"cannot read label image {path}: missing, unreadable or not an image.")
@@ -60,8 +103,8 @@ class FolderDataset:
     Pairs are matched by file stem and listed in name order (time order for CamVid).
     """
 
-    def __init__(self, root: str | os.PathLike, split: str):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, split: str, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.root, self.max_pixels = Path(root), max_pixels
         img_dir, lab_dir = self.root / split / "images", self.root / split / "labels"
         if not img_dir.is_dir():
             raise InputError(f"dataset folder {img_dir} does not exist; expected <root>/<split>/images and labels.")
@@ -82,7 +125,7 @@ class FolderDataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         img_path, lab_path = self.pairs[i]
-        img, lab = read_image(img_path), read_labels(lab_path)
+        img, lab = read_image(img_path, self.max_pixels), read_labels(lab_path, self.max_pixels)
         if img.shape[:2] != lab.shape:
             raise InputError(f"label {lab_path.name} is {lab.shape[1]}x{lab.shape[0]} but image is "
                              f"{img.shape[1]}x{img.shape[0]}.")
@@ -90,7 +133,7 @@ class FolderDataset:
 
     def labels(self, i: int) -> np.ndarray:
         """Only the (H, W) uint8 label map of pair ``i`` (no image decoding)."""
-        return read_labels(self.pairs[i][1])
+        return read_labels(self.pairs[i][1], self.max_pixels)
 
 
 class SyntheticDataset:
@@ -181,10 +224,11 @@ def check_label_ids(labels: np.ndarray, label_set: LabelSet, what: str) -> None:
 class CamVidSource:
     """A CamVid-layout split (``<root>/<split>/images`` + ``labels``) as frames in name order (= time order)."""
 
-    def __init__(self, root: str | os.PathLike, split: str, label_set: LabelSet | None = None):
+    def __init__(self, root: str | os.PathLike, split: str, label_set: LabelSet | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         from seg_ros.labels import CAMVID
 
-        self.dataset = FolderDataset(root, split)
+        self.dataset = FolderDataset(root, split, max_pixels)
         self.label_set = label_set or CAMVID
         self.name = self.dataset.name
 
@@ -207,10 +251,11 @@ class CityscapesSource:
     A ``camera/<split>/<city>/*_camera.json`` next to it supplies the intrinsics when present.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str = "val", cities: Sequence[str] | None = None):
+    def __init__(self, root: str | os.PathLike, split: str = "val", cities: Sequence[str] | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         from seg_ros.labels import CITYSCAPES
 
-        self.root = Path(root)
+        self.root, self.max_pixels = Path(root), max_pixels
         self.label_set = CITYSCAPES
         img_root = self.root / "leftImg8bit" / split
         if not img_root.is_dir():
@@ -241,10 +286,10 @@ class CityscapesSource:
         from seg_ros.labels import CITYSCAPES_LABEL_TO_TRAIN
 
         for img_path, gt_path, cam_path in self.items:
-            image = read_image(img_path)
+            image = read_image(img_path, self.max_pixels)
             labels = None
             if gt_path.exists():
-                ids = read_labels(gt_path)
+                ids = read_labels(gt_path, self.max_pixels)
                 if ids.shape != image.shape[:2]:
                     raise InputError(f"label image {gt_path.name} is {ids.shape[1]}x{ids.shape[0]} but its image is "
                                      f"{image.shape[1]}x{image.shape[0]}.")
@@ -270,10 +315,10 @@ class ImageFolderSource:
     """
 
     def __init__(self, images: str | os.PathLike, labels: str | os.PathLike | None = None,
-                 label_set: LabelSet | None = None):
+                 label_set: LabelSet | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
         from seg_ros.labels import CAMVID
 
-        self.images_dir = Path(images)
+        self.images_dir, self.max_pixels = Path(images), max_pixels
         self.labels_dir = Path(labels) if labels is not None else None
         self.label_set = label_set or CAMVID
         if not self.images_dir.is_dir():
@@ -290,11 +335,11 @@ class ImageFolderSource:
 
     def __iter__(self) -> Iterator[SourceFrame]:
         for p in self.images:
-            image = read_image(p)
+            image = read_image(p, self.max_pixels)
             labels = None
             lab_path = self.labels_dir / f"{p.stem}.png" if self.labels_dir is not None else None
             if lab_path is not None and lab_path.exists():
-                labels = read_labels(lab_path)
+                labels = read_labels(lab_path, self.max_pixels)
                 if labels.shape != image.shape[:2]:
                     raise InputError(f"label image {lab_path.name} is {labels.shape[1]}x{labels.shape[0]} but "
                                      f"image {p.name} is {image.shape[1]}x{image.shape[0]}.")
@@ -305,11 +350,13 @@ class ImageFolderSource:
 class SyntheticDriveSource:
     """A synthetic drive (:func:`seg_ros.synthetic.generate_drive`): ``count`` coherent frames of size (H, W)."""
 
-    def __init__(self, seed: int, count: int, size: tuple[int, int] = (360, 640)):
+    def __init__(self, seed: int, count: int, size: tuple[int, int] = (360, 640),
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         from seg_ros.labels import CAMVID
 
         if count < 1:
             raise InputError(f"a synthetic drive needs at least one frame, not {count}.")
+        check_frame_size(size[0], size[1], max_pixels, what="the synthetic frame size")
         self.seed, self.count, self.size = int(seed), int(count), tuple(size)
         self.label_set = CAMVID
         self.name = f"synthetic drive seed {seed}, {count} frames at {size[0]}x{size[1]}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from seg_ros.bags import write_dataset_bag
 from seg_ros.datasets import SyntheticDriveSource
@@ -23,6 +22,7 @@ from seg_ros.errors import ConfigError
 from seg_ros.evaluate import EvalOptions, evaluate_bag, segmenter_from_params
 from seg_ros.labels import CAMVID
 from seg_ros.modelfile import DEFAULT_MODEL
+from seg_ros.paths import check_output_dir
 
 DRIVE_BAG = "drive_bag"
 SEGMENTED_BAG = "segmented_bag"
@@ -34,7 +34,7 @@ def run_demo(out: str | os.PathLike = "demo_out", frames: int = 60, size: tuple[
     """Run the demo; returns the evaluation report that is also written to ``<out>/report.json``."""
     if frames < 1:
         raise ConfigError(f"the demo needs at least one frame, not {frames}.")
-    out = Path(out)
+    out = check_output_dir(out, "demo output folder")
     seg, _ = segmenter_from_params(None, {"model": str(model), "device": device})
     if seg.label_set.names != CAMVID.names:
         raise ConfigError(f"the demo scores against CamVid-11 synthetic ground truth, but model {model!r} "

@@ -23,6 +23,7 @@ and log time.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import deque
@@ -50,8 +51,10 @@ from seg_ros.bags import (
 from seg_ros.datasets import check_label_ids, read_labels
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.labels import LabelSet
+from seg_ros.limits import DEFAULT_MAX_PIXELS
 from seg_ros.metrics import ConfusionMatrix
 from seg_ros.outputs import staged_output
+from seg_ros.paths import check_output_dir, require_dir, require_file
 from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 
 REPORT_FORMAT = "seg_ros.evaluate/1"
@@ -128,6 +131,28 @@ class EvalOptions:
     limit: int | None = None
     charts: bool = True
     progress: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Pixel budget of a camera or ground-truth frame, checked before it is decoded (the node's ``max_pixels``)."""
+
+
+def check_options(opts: EvalOptions) -> None:
+    """Raise a SegRosError (one sentence) for a bad option or path, before anything is read or written.
+
+    The bag must be a regular file or a folder, ``--gt-dir`` a folder, and the report folder and the output
+    bag's folder writable.
+    """
+    if opts.gt_topic and opts.gt_dir:
+        raise ConfigError("give the ground truth either as a topic (--gt-topic) or as a folder (--gt-dir), not both.")
+    if not opts.gt_window_s >= 0 or not math.isfinite(opts.gt_window_s):
+        raise ConfigError(f"the ground-truth window must be a finite 0 s or more, not {opts.gt_window_s}.")
+    if opts.limit is not None and opts.limit < 1:
+        raise ConfigError(f"limit must be at least 1 frame, not {opts.limit}.")
+    BagReader.check_path(opts.bag)
+    if opts.gt_dir is not None:
+        require_dir(opts.gt_dir, "ground-truth folder")
+    check_output_dir(opts.out, "report folder")
+    if opts.out_bag is not None:
+        BagWriter.check_path(opts.out_bag, opts.overwrite)
 
 
 def segmenter_from_params(params_file: str | os.PathLike | None = None,
@@ -250,12 +275,7 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
 
     Raises a SegRosError subclass (one sentence) for any bad input; then nothing is written.
     """
-    if opts.gt_topic and opts.gt_dir:
-        raise ConfigError("give the ground truth either as a topic (--gt-topic) or as a folder (--gt-dir), not both.")
-    if not opts.gt_window_s >= 0:
-        raise ConfigError(f"the ground-truth window must be 0 s or more, not {opts.gt_window_s}.")
-    if opts.limit is not None and opts.limit < 1:
-        raise ConfigError(f"limit must be at least 1 frame, not {opts.limit}.")
+    check_options(opts)
     label_set = segmenter.label_set
     gt_dir = GroundTruthDir(opts.gt_dir, opts.gt_match) if opts.gt_dir is not None else None
     wall0 = time.perf_counter()
@@ -304,12 +324,12 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
                         break
                     f = pair.frame
                     t0 = time.perf_counter()
-                    rgb = f.to_rgb()
+                    rgb = f.to_rgb(opts.max_pixels)
                     gt = None
                     if pair.gt is not None:
-                        gt = pair.gt.to_labels()
+                        gt = pair.gt.to_labels(opts.max_pixels)
                     elif gt_dir is not None and (path := gt_dir.lookup(f)) is not None:
-                        gt = read_labels(path)
+                        gt = read_labels(path, opts.max_pixels)
                     if gt is not None:
                         if gt.shape != rgb.shape[:2]:
                             raise InputError(f"the ground truth of {f.describe()} is {gt.shape[1]}x{gt.shape[0]} but "
@@ -529,7 +549,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 def load_report(path: str | os.PathLike) -> dict[str, Any]:
     """Read a report.json written by ``seg-ros evaluate``; InputError if it is not one."""
-    p = Path(path)
+    p = require_file(path, "report")
     try:
         data = json.loads(p.read_text())
     except OSError as e:

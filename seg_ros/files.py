@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
-from seg_ros.datasets import IMAGE_SUFFIXES, read_image, write_image
+from seg_ros.datasets import IMAGE_SUFFIXES, check_image_file, read_image, write_image
 from seg_ros.errors import InputError
+from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
 from seg_ros.outputs import VideoWriter, staged_output
+from seg_ros.paths import check_output_dir, require_file, require_file_or_dir
 from seg_ros.pipeline import Segmenter
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -36,33 +39,36 @@ class SegmentReport:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
-def collect_inputs(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand folders into their image and video files (name order) and check that each input is readable."""
+def collect_inputs(paths: list[str | os.PathLike], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:
+    """Expand folders into their image and video files (name order) and check that each input is readable.
+
+    Every image's header and every video's first frame are read here, so a corrupt, truncated or oversized
+    (more than ``max_pixels``) input stops the job before anything is written.
+    """
     if not paths:
         raise InputError("no input given; name image files, folders or video files.")
     files: list[Path] = []
     for raw in paths:
-        p = Path(raw)
+        p = require_file_or_dir(raw, "input")
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
             if not found:
                 raise InputError(f"folder {p} holds no images or videos.")
-            files += found
-        elif p.is_file():
-            files.append(p)
+            files += [require_file(q, "input") for q in found]
         else:
-            raise InputError(f"input {p} does not exist.")
+            files.append(p)
     stems: dict[str, Path] = {}
     for f in files:
         suffix = f.suffix.lower()
         if suffix in VIDEO_SUFFIXES:
-            cap = cv2.VideoCapture(str(f))
-            ok = cap.isOpened() and cap.read()[0]
-            cap.release()
-            if not ok:
-                raise InputError(f"cannot read video {f}: not a video OpenCV can decode.")
-        elif suffix not in IMAGE_SUFFIXES or not cv2.haveImageReader(str(f)):
-            raise InputError(f"cannot read {f}: not an image or video file.")
+            with _open_video(f, max_pixels) as cap:
+                if not cap.read()[0]:
+                    raise InputError(f"cannot read video {f}: not a video OpenCV can decode.")
+        elif suffix in IMAGE_SUFFIXES:
+            check_image_file(f, max_pixels)
+        else:
+            raise InputError(f"cannot read {f}: not an image or video file "
+                             f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}).")
         if f.stem in stems:
             raise InputError(f"inputs {stems[f.stem]} and {f} would write the same output names; rename one.")
         stems[f.stem] = f
@@ -71,15 +77,20 @@ def collect_inputs(paths: list[str | os.PathLike]) -> list[Path]:
 
 def segment_files(segmenter: Segmenter, inputs: list[Path], out: str | os.PathLike,
                   outputs: tuple[str, ...] = ("labels", "color", "overlay"), progress: bool = True,
-                  log: Callable[[str], None] = print) -> SegmentReport:
-    """Write ``NAME_<output>.png`` per image (labels, color, overlay) and ``NAME_overlay.mp4`` per video."""
+                  log: Callable[[str], None] = print, max_pixels: int = DEFAULT_MAX_PIXELS) -> SegmentReport:
+    """Write ``NAME_<output>.png`` per image (labels, color, overlay) and ``NAME_overlay.mp4`` per video.
+
+    Frames larger than ``max_pixels`` are refused before they are decoded.
+    """
+    check_output_dir(out, "output folder")
     report = SegmentReport()
     with staged_output(out) as stage:
         for path in tqdm(inputs, desc="segment", disable=not progress or len(inputs) < 2):
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                _segment_video(segmenter, path, stage.path(f"{path.stem}_overlay.mp4"), report, progress)
+                _segment_video(segmenter, path, stage.path(f"{path.stem}_overlay.mp4"), report, progress,
+                               max_pixels)
                 continue
-            frame = read_image(path)
+            frame = read_image(path, max_pixels)
             t0 = time.perf_counter()
             res = segmenter.segment(frame, outputs)
             report.seconds += time.perf_counter() - t0
@@ -101,30 +112,45 @@ def _names(inputs: list[Path], outputs: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _segment_video(segmenter: Segmenter, path: Path, dst: Path, report: SegmentReport, progress: bool) -> None:
+@contextmanager
+def _open_video(path: Path, max_pixels: int) -> Iterator[cv2.VideoCapture]:
+    """An opened VideoCapture whose declared frame size is within ``max_pixels``; released on exit."""
     cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer: VideoWriter | None = None
     try:
-        with tqdm(total=total, desc=path.name, disable=not progress, leave=False) as bar:
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                if writer is None:
-                    writer = VideoWriter(dst, fps, frame.shape[:2])
-                t0 = time.perf_counter()
-                res = segmenter.segment(frame, ("overlay",))
-                report.seconds += time.perf_counter() - t0
-                report.frames += 1
-                writer.write(res.overlay)
-                bar.update()
+        if not cap.isOpened():
+            raise InputError(f"cannot read video {path}: not a video OpenCV can decode.")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        check_frame_size(h, w, max_pixels, what=f"video {path}")
+        yield cap
     finally:
         cap.release()
-        if writer is not None:
-            writer.close()
+
+
+def _segment_video(segmenter: Segmenter, path: Path, dst: Path, report: SegmentReport, progress: bool,
+                   max_pixels: int) -> None:
+    writer: VideoWriter | None = None
+    with _open_video(path, max_pixels) as cap:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        try:
+            with tqdm(total=total, desc=path.name, disable=not progress, leave=False) as bar:
+                while True:
+                    ok, bgr = cap.read()
+                    if not ok:
+                        break
+                    # a stream may change size mid-file: each frame is held to the budget too
+                    check_frame_size(bgr.shape[0], bgr.shape[1], max_pixels, what=f"a frame of video {path}")
+                    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    if writer is None:
+                        writer = VideoWriter(dst, fps, frame.shape[:2])
+                    t0 = time.perf_counter()
+                    res = segmenter.segment(frame, ("overlay",))
+                    report.seconds += time.perf_counter() - t0
+                    report.frames += 1
+                    writer.write(res.overlay)
+                    bar.update()
+        finally:
+            if writer is not None:
+                writer.close()
     if writer is None:
         raise InputError(f"video {path} has no frames.")
-

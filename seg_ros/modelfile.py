@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field, replace
@@ -33,10 +34,12 @@ from safetensors.torch import save
 from torch import nn
 
 from seg_ros import __version__
-from seg_ros.errors import SegRosError
+from seg_ros.errors import ConfigError, InputError, SegRosError
 from seg_ros.labels import LabelSet, LabelSetError
+from seg_ros.limits import check_inference_size
 from seg_ros.models import build
 from seg_ros.outputs import atomic_path
+from seg_ros.paths import require_file
 
 FORMAT_VERSION = 1
 METADATA_KEY = "seg_ros"
@@ -46,6 +49,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "liteseg_mobilenetv2_synthetic"
 """The shipped model used when none is named (trained on synthetic scenes only)."""
+MAX_HEADER_BYTES = 16 << 20
+"""Largest safetensors header read (tensor table and metadata); a model's is tens of kilobytes."""
+MAX_METADATA_CHARS = 1 << 20
+"""Largest ``seg_ros`` metadata JSON parsed."""
+MAX_METADATA_DEPTH = 16
+"""Deepest nesting of the metadata JSON (provenance records nest a few levels)."""
+MEAN_RANGE = (0.0, 1.0)
+"""Per-channel normalisation mean, a fraction of 255."""
+STD_RANGE = (1e-3, 1e3)
+"""Per-channel normalisation std, a fraction of 255: positive (it divides) and far from float32's limits."""
 
 
 class ModelFileError(SegRosError):
@@ -84,27 +97,94 @@ class ModelMeta:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model file") -> ModelMeta:
+        """Parse and check the ``seg_ros`` metadata JSON; ``source`` names the file in errors.
+
+        Every value is bounded by what can run (sizes, class count, normalisation), so a crafted file fails
+        here with one sentence instead of in an allocation later.
+        """
+        if len(text) > MAX_METADATA_CHARS:
+            raise ModelFileError(f"{source} has {len(text):,} characters of seg_ros metadata, more than the "
+                                 f"{MAX_METADATA_CHARS:,} a model description takes; it was not written by seg_ros.")
         try:
             d = json.loads(text)
-            if d.get("format") != FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{source} has seg_ros format {d.get('format')!r}; this seg_ros reads format {FORMAT_VERSION}."
-                )
-            norm = d["normalization"]
-            h, w = (int(v) for v in d["input_size"])
-            return cls(
-                architecture=str(d["architecture"]),
-                arch_kwargs=dict(d.get("arch_kwargs", {})),
-                label_set=LabelSet.from_dict(d["label_set"]),
-                mean=tuple(float(v) for v in norm["mean"]),  # type: ignore[arg-type]
-                std=tuple(float(v) for v in norm["std"]),  # type: ignore[arg-type]
-                input_size=(h, w),
-                provenance=dict(d.get("provenance", {})),
-            )
-        except ModelFileError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, LabelSetError) as e:
-            raise ModelFileError(f"{source} has malformed seg_ros metadata ({e}).") from e
+        except RecursionError:
+            raise ModelFileError(f"{source} has seg_ros metadata nested too deeply to be a model description."
+                                 ) from None
+        except ValueError as e:
+            raise ModelFileError(f"{source} has malformed seg_ros metadata (not JSON: {e}).") from None
+        try:
+            return cls._from_dict(d)
+        except ModelFileError as e:
+            raise ModelFileError(f"{source} has malformed seg_ros metadata: {e}") from None
+        except LabelSetError as e:
+            raise ModelFileError(f"{source} has malformed seg_ros metadata ({str(e).rstrip('.')}).") from None
+
+    @classmethod
+    def _from_dict(cls, d: Any) -> ModelMeta:
+        """The checked fields of parsed metadata; raises ModelFileError (one clause, no file name)."""
+        if not isinstance(d, dict):
+            raise ModelFileError(f"it is a JSON {type(d).__name__}, not an object.")
+        if _depth(d) > MAX_METADATA_DEPTH:
+            raise ModelFileError(f"it is nested more than {MAX_METADATA_DEPTH} levels deep.")
+        if d.get("format") != FORMAT_VERSION:
+            raise ModelFileError(f"seg_ros format {d.get('format')!r}; this seg_ros reads format {FORMAT_VERSION}.")
+        for key in ("architecture", "label_set", "normalization", "input_size"):
+            if key not in d:
+                raise ModelFileError(f"it has no {key!r} entry.")
+        arch = d["architecture"]
+        if not isinstance(arch, str) or not arch:
+            raise ModelFileError(f"architecture must be a name, not {arch!r}.")
+        arch_kwargs = _mapping(d.get("arch_kwargs", {}), "arch_kwargs")
+        for k, v in arch_kwargs.items():
+            if not isinstance(v, (bool, int, float, str)):
+                raise ModelFileError(f"arch_kwargs {k!r} must be a number, boolean or string, not {v!r}.")
+        if "num_classes" in arch_kwargs:
+            raise ModelFileError("arch_kwargs must not set num_classes (the label set gives the class count).")
+        norm = _mapping(d["normalization"], "normalization")
+        mean = _numbers(norm.get("mean"), "normalization mean", *MEAN_RANGE)
+        std = _numbers(norm.get("std"), "normalization std", *STD_RANGE)
+        size = d["input_size"]
+        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+            raise ModelFileError(f"input_size must be [height, width] in pixels, not {size!r}.")
+        try:
+            check_inference_size(size[0], size[1], what="input_size")
+        except ConfigError as e:
+            raise ModelFileError(str(e)) from None
+        label_set = LabelSet.from_dict(_mapping(d["label_set"], "label_set"))
+        return cls(architecture=arch, arch_kwargs=arch_kwargs, label_set=label_set, mean=mean, std=std,
+                   input_size=(size[0], size[1]), provenance=_mapping(d.get("provenance", {}), "provenance"))
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(obj, 0)]
+    while stack:
+        o, level = stack.pop()
+        children = o.values() if isinstance(o, dict) else o if isinstance(o, list) else None
+        if children is not None:
+            deepest = max(deepest, level + 1)
+            stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _mapping(v: Any, name: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ModelFileError(f"{name} must be a JSON object, not {type(v).__name__}.")
+    return dict(v)
+
+
+def _numbers(v: Any, name: str, low: float, high: float) -> tuple[float, float, float]:
+    """Three finite numbers in [low, high] (one per RGB channel)."""
+    if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                        for x in v)):
+        raise ModelFileError(f"{name} must be 3 numbers (R, G, B), not {v!r}.")
+    if not all(math.isfinite(x) and low <= x <= high for x in v):
+        raise ModelFileError(f"{name} {v} must lie in [{low:g}, {high:g}].")
+    return tuple(float(x) for x in v)  # type: ignore[return-value]
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, half: bool = False) -> Path:
@@ -199,19 +279,40 @@ def resolve_model(ref: str | os.PathLike) -> Path:
 
 
 def _existing(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"model file {p} does not exist.")
-    return p
+    try:
+        return require_file(path, "model file")  # by its type: a FIFO or a device would block or never end
+    except InputError as e:
+        raise ModelFileError(str(e)) from None
 
 
 def _open(path: Path):
+    _check_header_length(path)
     try:
         return safe_open(str(path), framework="pt", device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(
             f"model file {path} is not a readable .safetensors file (truncated or corrupt: {e})."
         ) from e
+
+
+def _check_header_length(path: Path) -> None:
+    """Refuse a file whose 8-byte header length exceeds the file or :data:`MAX_HEADER_BYTES`, before reading it."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise ModelFileError(f"model file {path} cannot be read ({e.strerror}).") from None
+    if len(head) < 8:
+        raise ModelFileError(f"model file {path} is not a readable .safetensors file (truncated or corrupt: "
+                             f"{size} bytes).")
+    (header_len,) = struct.unpack("<Q", head)
+    if header_len > size - 8:
+        raise ModelFileError(f"model file {path} is truncated or corrupt: its header length field says "
+                             f"{header_len:,} bytes but the file holds {size:,}.")
+    if header_len > MAX_HEADER_BYTES:
+        raise ModelFileError(f"model file {path} has a {header_len:,}-byte header, more than the "
+                             f"{MAX_HEADER_BYTES:,} a model file needs; it was not written by seg_ros.")
 
 
 def _data_section(blob: bytes | memoryview) -> memoryview:

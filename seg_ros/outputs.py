@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,29 @@ import cv2
 import numpy as np
 
 from seg_ros.errors import InputError
+
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def catch_interrupts() -> None:
+    """Handle SIGINT by raising KeyboardInterrupt *and* remembering it, for the rest of the process.
+
+    Some libraries swallow a KeyboardInterrupt (importlib's module-lock callbacks, bare ``except:`` clauses);
+    the commit points below still see the remembered interrupt, so an interrupted job never commits output.
+    """
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if SIGINT arrived since :func:`catch_interrupts`, even if it was swallowed."""
+    if _interrupted:
+        raise KeyboardInterrupt
 
 
 class StagedDir:
@@ -60,6 +84,7 @@ def staged_output(final: str | os.PathLike) -> Iterator[StagedDir]:
     staged = StagedDir(Path(final))
     try:
         yield staged
+        raise_if_interrupted()
     except BaseException:
         staged.abort()
         raise
@@ -78,6 +103,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
+        raise_if_interrupted()
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

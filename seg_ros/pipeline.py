@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from seg_ros.crf import CRFConfig, DenseCRF
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.labels import LabelSet
+from seg_ros.limits import check_crf_size, check_inference_size
 from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
 from seg_ros.runtime import Backend, ModelSource, RuntimeOptions, create_backend, resolve_device
 
 OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
-MAX_SIDE = 8192
-"""Largest inference height or width accepted, in pixels."""
+POSTPROCESS_BAND_BYTES = 256 << 20
+"""Largest upsampled-logits tensor (N × C × H × W float32) built whole; beyond it, a few classes at a time."""
 STAGES = ("preprocess", "infer", "crf", "postprocess", "render")
 """Per-frame stage timings of :class:`SegResult`; ``crf`` is 0 while the CRF is off."""
 
@@ -43,15 +44,16 @@ _RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """Parse ``"HxW"`` (e.g. ``"360x640"``) into ``(height, width)``, each in 1..MAX_SIDE."""
+    """Parse ``"HxW"`` (e.g. ``"360x640"``) into ``(height, width)``, an inference size that can run.
+
+    Raises:
+        ConfigError: not of the form HxW, or outside :func:`seg_ros.limits.check_inference_size`'s bounds.
+    """
     m = _RESOLUTION_RE.match(str(text))
     if not m:
         raise ConfigError(f"resolution {text!r} is not of the form HxW, e.g. 360x640.")
     h, w = int(m.group(1)), int(m.group(2))
-    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise ConfigError(f"resolution {text!r} is out of range; height and width must be 1..{MAX_SIDE}.")
-    if h < 32 or w < 32:
-        raise ConfigError(f"resolution {text!r} is too small; height and width must be at least 32.")
+    check_inference_size(h, w, what=f"resolution {text!r}")
     return h, w
 
 
@@ -231,6 +233,8 @@ class Segmenter:
     def _run(self, frames: np.ndarray, wanted: frozenset[str]) -> list[SegResult]:
         n, h, w, _ = frames.shape
         ih, iw = self.inference_size(h, w)
+        if self._crf is not None and self.backend.output_kind != "labels":
+            _check_crf_size(self._crf, h, w, self.label_set.num_classes)
         t0 = self._clock()
         src = self._upload(frames)
         x = self._preprocess(src, ih, iw)
@@ -239,26 +243,23 @@ class Segmenter:
         t2 = self._clock()
         if self.backend.output_kind == "labels":
             return self._label_map_results(frames, src, logits, wanted, (t0, t1, t2))
-        if logits.shape[-2:] != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         crf = self._crf
-        t_crf0 = t_crf1 = self._clock() if crf is not None else t2
+        t_crf0 = t_crf1 = t2
+        conf_t = None
         if crf is not None:
+            if logits.shape[-2:] != (h, w):
+                logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            t_crf0 = self._clock()
             probs = crf(logits, src)
             t_crf1 = self._clock()
             best, labels_t = probs.max(dim=1)  # (N, H, W) each; best: the CRF's marginal
+            if "confidence" in wanted:
+                conf_t = best.float()
         else:
-            best, labels_t = logits.max(dim=1)  # (N, H, W) each
+            labels_t, conf_t = upsampled_argmax(logits, (h, w), "confidence" in wanted)
         labels_t = labels_t.to(torch.uint8)
         labels = labels_t.cpu().numpy()
-        confidence = None
-        if "confidence" in wanted:
-            if crf is not None:
-                conf_t = best.float()
-            else:
-                # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax.
-                conf_t = torch.exp(logits.float() - best.float()[:, None]).sum(dim=1).reciprocal_()
-            confidence = conf_t.cpu().numpy()
+        confidence = None if conf_t is None else conf_t.cpu().numpy()
         return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t_crf0, t_crf1))
 
     def _label_map_results(self, frames: np.ndarray, src, ids: torch.Tensor, wanted: frozenset[str],
@@ -385,6 +386,60 @@ def _check_frame(frame: np.ndarray) -> None:
         raise InputError(f"a frame must be an H×W×3 RGB array, not shape {frame.shape}.")
     if frame.dtype != np.uint8:
         raise InputError(f"a frame must be uint8, not {frame.dtype}.")
+
+
+def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int], confidence: bool,
+                     band_bytes: int = POSTPROCESS_BAND_BYTES) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels and max softmax of (N, C, h, w) logits bilinearly upsampled to ``size`` (H, W).
+
+    Returns (N, H, W) int64 labels and, if ``confidence``, (N, H, W) float32 max softmax. When the upsampled
+    logits (N × C × H × W float32) would exceed ``band_bytes`` they are never built whole: classes are
+    upsampled a few at a time with a running maximum and a running Σ exp (rescaled when the maximum grows),
+    so memory stays bounded whatever the frame size and class count; the labels are the same.
+    """
+    n, c, h, w = logits.shape
+    per_class = n * size[0] * size[1] * 4
+    if c * per_class <= band_bytes:
+        if (h, w) != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return _max_and_confidence(logits, confidence)
+    step = max(1, band_bytes // per_class)
+    best = labels = sum_exp = None
+    for k in range(0, c, step):
+        up = F.interpolate(logits[:, k:k + step], size=size, mode="bilinear", align_corners=False).float()
+        chunk_best, chunk_labels = up.max(dim=1)
+        chunk_labels += k
+        if best is None:
+            best, labels = chunk_best, chunk_labels
+            top = best
+        else:
+            labels = torch.where(chunk_best > best, chunk_labels, labels)  # ties keep the lower class id
+            top = torch.maximum(best, chunk_best)
+        if confidence:
+            chunk_sum = up.sub_(top[:, None]).exp_().sum(dim=1)
+            sum_exp = chunk_sum if sum_exp is None else sum_exp.mul_((best - top).exp_()).add_(chunk_sum)
+        best = top
+    return labels, None if sum_exp is None else sum_exp.reciprocal_()
+
+
+def _max_and_confidence(logits: torch.Tensor, confidence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, H, W) argmax over the classes of (N, C, H, W) logits and, if asked, the max softmax."""
+    best, labels = logits.max(dim=1)
+    if not confidence:
+        return labels, None
+    # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax; in place after the
+    # subtraction, so one C×H×W temporary.
+    return labels, (logits.float() - best.float()[:, None]).exp_().sum(dim=1).reciprocal_()
+
+
+def _check_crf_size(stage: DenseCRF, height: int, width: int, classes: int) -> None:
+    """Refuse (InputError) a frame whose dense CRF would exceed the bounds of :func:`seg_ros.limits.check_crf_size`."""
+    if stage.method == "exact":
+        check_crf_size(height, width, 1, classes, what="the exact dense CRF",
+                       fix="use crf.method fast (its automatic grid), or smaller frames")
+    else:
+        check_crf_size(height, width, stage.config.grid_step(height, width), classes, what="the fast dense CRF",
+                       fix="set crf.downsample to 0 (auto) or a coarser step, or use smaller frames")
 
 
 def _split_batch(labels: np.ndarray, color: np.ndarray | None, overlay: np.ndarray | None,

@@ -42,6 +42,7 @@ from seg_ros.metrics import ConfusionMatrix
 from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, file_sha256, load_model, resolve_model, save_model
 from seg_ros.models import build, get_spec
 from seg_ros.outputs import atomic_path
+from seg_ros.paths import check_output_file, require_dir
 from seg_ros.pretrained import init_backbone
 from seg_ros.runtime import resolve_device
 
@@ -232,12 +233,60 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     raise ConfigError(f"optimizer must be sgd or adamw, not {cfg.optimizer!r}.")
 
 
-def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
-    """Run a training job; returns the best validation mIoU and where the model was written."""
+class TrainingDivergedError(SegRosError):
+    """The training loss became NaN or infinite; the run stops before writing a broken model."""
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ConfigError (one sentence) for any setting that cannot train, before anything is loaded or written.
+
+    Also checks that ``cfg.out`` and its resume checkpoint can be written and that ``cfg.data`` is a folder.
+    """
+    def finite(name: str, value: float, low: float, *, low_open: bool = False, high: float = math.inf) -> None:
+        bad_low = value <= low if low_open else value < low
+        if not math.isfinite(value) or bad_low or value > high:
+            rng = f"{'above' if low_open else 'at least'} {low:g}"
+            rng += "" if high == math.inf else f" and at most {high:g}"
+            raise ConfigError(f"{name} must be a finite number {rng}, not {value}.")
+
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("epochs and batch size must be at least 1.")
+    finite("the learning rate", cfg.lr, 0.0)  # 0 is allowed: it refreshes only BatchNorm statistics
+    finite("the weight decay", cfg.weight_decay, 0.0)
+    finite("the momentum", cfg.momentum, 0.0, high=1.0)
+    finite("the poly power", cfg.poly_power, 0.0)
+    lo, hi = cfg.scale
+    finite("the smallest scale", lo, 0.0, low_open=True, high=16.0)
+    finite("the largest scale", hi, 0.0, low_open=True, high=16.0)
+    if lo > hi:
+        raise ConfigError(f"the smallest scale ({lo:g}) is larger than the largest ({hi:g}); swap them.")
     if not 0.0 <= cfg.ema < 1.0:
         raise ConfigError(f"the EMA decay must lie in [0, 1), not {cfg.ema}.")
+    for name, value in (("data-loading workers", cfg.workers), ("the seed", cfg.seed)):
+        if value < 0:
+            raise ConfigError(f"{name} must be 0 or more, not {value}.")
+    if cfg.data is None and min(cfg.synthetic_train, cfg.synthetic_val) < 1:
+        raise ConfigError("synthetic training and validation scenes must be at least 1 each.")
+    if cfg.max_steps_per_epoch is not None and cfg.max_steps_per_epoch < 1:
+        raise ConfigError(f"max steps per epoch must be at least 1, not {cfg.max_steps_per_epoch}.")
+    for name, value, allowed in (("optimizer", cfg.optimizer, ("sgd", "adamw")), ("loss", cfg.loss, ("ce", "ohem")),
+                                 ("class weights", cfg.class_weights, ("none", "median-frequency"))):
+        if value not in allowed:
+            raise ConfigError(f"{name} must be {' or '.join(allowed)}, not {value!r}.")
+    if cfg.data is not None:
+        require_dir(cfg.data, "dataset folder")
+    check_output_file(cfg.out, "model file")
+    check_output_file(cfg.checkpoint, "resume checkpoint")
+
+
+def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+    """Run a training job; returns the best validation mIoU and where the model was written.
+
+    Every setting and the output paths are checked first (:func:`check_config`). A loss that becomes NaN or
+    infinite stops the run with :class:`TrainingDivergedError`; the model file and resume checkpoint of the
+    epochs before stay as they were.
+    """
+    check_config(cfg)
     label_set = get_label_set(cfg.label_set)
     device = resolve_device(cfg.device)
     train_src, val_src = _sources(cfg)
@@ -304,7 +353,12 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             scaler.update()
             if ema is not None:
                 ema.update_parameters(model)
-            losses.append(loss.item())
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"training diverged: the loss became {value} at epoch {epoch + 1}, step {step + 1}; start again "
+                    f"with a lower learning rate (now {cfg.lr:g}).")
+            losses.append(value)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             bar.update()
         bar.close()

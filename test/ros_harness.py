@@ -5,14 +5,14 @@ Imported only by test modules that have checked that rclpy is importable.
 
 from __future__ import annotations
 
-import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from seg_ros.ros.flood import claim_domain_id  # the tests' domain ids, shared with the flood
+from seg_ros.ros.launch_support import READY_MARKER
 from seg_ros.ros.messages import ImageFields, encode_rgb
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,19 +36,17 @@ LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Relia
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def claim_domain_id() -> tuple[int, Any]:
-    """A ROS_DOMAIN_ID no other seg_ros test session on this machine holds (a lock file per id)."""
-    start = os.getpid() % 90
-    for i in range(90):
-        d = 10 + (start + i) % 90
-        f = open(f"/tmp/seg_ros-test-ros-domain-{d}.lock", "w")  # noqa: SIM115 - held for the session
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            continue
-        return d, f
-    raise RuntimeError("no free ROS domain id in 10..99")
+def ros_session(tmp_path_factory: Any) -> Iterator[tuple[Driver, dict[str, str], Path]]:
+    """A module's ROS session: its own domain id, the node processes' environment and log folder, a Driver."""
+    domain, lock = claim_domain_id()
+    log_dir = tmp_path_factory.mktemp("ros_logs")
+    env = ros_env(domain, log_dir)
+    driver = Driver(domain)
+    try:
+        yield driver, env, log_dir
+    finally:
+        driver.close()
+        lock.close()
 
 
 def ros_env(domain_id: int, log_dir: Path) -> dict[str, str]:
@@ -62,7 +62,7 @@ class NodeProcess:
     """``segmentation_node`` in its own process; stderr goes to a file the test can read."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, params: dict[str, Any],
-                 remaps: dict[str, str], console_script: bool = False) -> None:
+                 remaps: dict[str, str], console_script: bool = False, wrapper: list[str] | None = None) -> None:
         self.name = name
         self.stderr_path = log_dir / f"{name}.stderr"
         self.stdout_path = log_dir / f"{name}.stdout"
@@ -75,7 +75,7 @@ class NodeProcess:
             cmd = [str(Path(sys.executable).parent / "segmentation_node"), *args]
         else:
             cmd = [sys.executable, "-m", "seg_ros.ros.node", *args]
-        self.cmd = cmd
+        self.cmd = cmd = [*(wrapper or []), *cmd]
         self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL,
                                      stdout=open(self.stdout_path, "w"), stderr=open(self.stderr_path, "w"))
 
@@ -83,10 +83,24 @@ class NodeProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def interrupt(self, timeout: float = 30.0) -> int:
-        """SIGINT (Ctrl-C) and wait; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+    def wait_ready(self, timeout: float = 90.0) -> str:
+        """The node's one ``READY_MARKER`` line, once it is logged; AssertionError if the node exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [ln for ln in self.stderr.splitlines() if READY_MARKER in ln]
+            if lines:
+                return lines[0]
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} not ready (exit status {self.proc.poll()}): {self.stderr}")
+            time.sleep(0.1)
+
+    def stop(self, *signals: int, gap_s: float = 0.3, timeout: float = 30.0) -> int:
+        """Send ``signals`` ``gap_s`` apart and wait; returns the exit status."""
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(gap_s)
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -94,10 +108,49 @@ class NodeProcess:
             self.proc.wait()
             raise
 
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """SIGINT (Ctrl-C) and wait; returns the exit status."""
+        return self.stop(signal.SIGINT, timeout=timeout)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def shm_files(pid: int) -> set[str]:
+    """The /dev/shm files (Fast DDS segments, their locks and semaphores) process ``pid`` has open or mapped."""
+    out = set()
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            path = line.split(maxsplit=5)[5] if len(line.split(maxsplit=5)) == 6 else ""
+            if path.startswith("/dev/shm/"):
+                out.add(path.replace(" (deleted)", ""))
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("/dev/shm/"):
+                out.add(target.replace(" (deleted)", ""))
+    except OSError:  # gone, or not ours to read
+        pass
+    return out
+
+
+def leftover_shm(node_files: set[str]) -> set[str]:
+    """Those of ``node_files`` that a cleanly closed participant must not leave behind: its own segments, every
+    lock file (``*_el``, which Fast DDS reads as "owner crashed" when it outlives the owner) and semaphore.
+
+    Port segments (``fastdds_portN``) are not counted: every participant that sent into one maps it too, and
+    the last of them removes it, possibly after the node has gone. Their lock files are counted.
+    """
+    left = {f for f in node_files if os.path.exists(f)}
+    if left:
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                left -= shm_files(int(proc.name))
+    return {f for f in left if not re.fullmatch(r"/dev/shm/fastdds_port\d+", f)}
 
 
 def _yaml_value(v: Any) -> str:

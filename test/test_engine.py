@@ -13,7 +13,7 @@ from rosbags.typesys import Stores, get_typestore
 from seg_ros.errors import SegRosError
 from seg_ros.labels import CAMVID
 from seg_ros.pipeline import Segmenter
-from seg_ros.ros.engine import SegmentationEngine
+from seg_ros.ros.engine import SHUTTING_DOWN, TEST_DELAY_ENV, SegmentationEngine
 from seg_ros.ros.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb
 from seg_ros.synthetic import generate_scene
 
@@ -179,7 +179,7 @@ def test_corrupt_jpeg(engine_factory):
                               data=buf.reshape(-1)[:50].copy()))
     eng.submit(msg, compressed=True)
     assert eng.worker.wait_idle(30)
-    assert "corrupt or not JPEG/PNG" in eng.summary().as_dict()["last bad frame"]
+    assert "has a corrupt JPEG header" in eng.summary().as_dict()["last bad frame"]
 
 
 def test_bad_frame_warnings_are_throttled(engine_factory):
@@ -310,3 +310,70 @@ def test_max_rate_drops_frames_between_slots(engine_factory):
     assert eng.worker.wait_idle(30)
     c = eng.worker.counts()
     assert c.processed <= 4 < n and c.submitted == n == c.processed + c.dropped
+
+
+def test_a_failing_publish_or_log_callback_does_not_stop_the_worker(random_model_file):
+    """publish raising (the middleware went away) fails that frame; log raising too; the next frame goes."""
+    broken = {"publish": True, "log": True}
+    published = []
+
+    def publish(output, msg):
+        if broken["publish"]:
+            raise RuntimeError("publisher's context is invalid")
+        published.append(output)
+
+    def log(level, text):
+        if broken["log"]:
+            raise OSError("stderr closed")
+
+    eng = SegmentationEngine({"model": str(random_model_file), "device": "cpu"}, Image, publish, None, log,
+                             throttle_s=0.0).start()
+    try:
+        rgb = generate_scene(13, SIZE).image
+        eng.submit(image(rgb, sec=1))
+        assert eng.worker.wait_idle(30)
+        assert eng.worker.alive and eng.stats.counts()["errors"] == 1
+        assert "publisher's context is invalid" in eng.summary().as_dict()["last error"]
+        broken["publish"] = broken["log"] = False
+        eng.submit(image(rgb, sec=2))
+        assert eng.worker.wait_idle(30)
+        assert eng.worker.counts().processed == 1 and "labels" in published
+    finally:
+        eng.close()
+
+
+def test_max_rate_change_applies_to_a_waiting_frame(engine_factory):
+    eng, sink, _ = engine_factory({"max_rate_hz": 0.01})  # one frame per 100 s
+    rgb = generate_scene(14, SIZE).image
+    eng.submit(image(rgb, sec=1))
+    assert eng.worker.wait_idle(30)
+    eng.submit(image(rgb, sec=2))
+    time.sleep(0.2)
+    assert eng.worker.counts().pending == 1
+    assert eng.apply({"max_rate_hz": 0.0}) == (True, "")
+    assert eng.worker.wait_idle(10) and len(sink.of("labels")) == 2
+
+
+@pytest.mark.parametrize("rate", [1e-300, 0.001, 0.0099])
+def test_max_rate_below_one_frame_per_100_s_is_refused(engine_factory, rate):
+    eng, _, _ = engine_factory()
+    ok, why = eng.apply({"max_rate_hz": rate})
+    assert not ok and "at least 0.01" in why and eng.values["max_rate_hz"] == 0.0
+
+
+def test_close_answers_a_change_waiting_for_a_rebuild(engine_factory, monkeypatch):
+    """A rebuild in progress (held up by the test-only delay) does not hold up close, nor the caller of apply."""
+    monkeypatch.setenv(TEST_DELAY_ENV, "3")
+    eng, _, logs = engine_factory()
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(eng.apply({"resolution": "32x48"})))
+    t.start()
+    time.sleep(0.3)
+    assert not answer  # still building
+    t0 = time.monotonic()
+    assert eng.close(timeout=5)  # the worker is idle: it stops at once
+    t.join(5)
+    assert time.monotonic() - t0 < 3
+    assert answer == [(False, SHUTTING_DOWN)]
+    assert eng.apply({"overlay_alpha": 0.2}) == (False, SHUTTING_DOWN)
+    assert eng.stats.counts()["params_rejected"] == 0 and not [t for lv, t in logs if lv == "warn"]

@@ -23,12 +23,10 @@ from ros_harness import (  # noqa: E402
     BEST_EFFORT,
     LATCHED,
     RELIABLE,
-    Driver,
     NodeProcess,
-    claim_domain_id,
     diag_values,
     image_msg,
-    ros_env,
+    ros_session,
     stamp_of,
 )
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
@@ -36,7 +34,9 @@ from std_msgs.msg import String  # noqa: E402
 
 from seg_ros.labels import CAMVID  # noqa: E402
 from seg_ros.pipeline import Segmenter  # noqa: E402
+from seg_ros.ros.launch_support import READY_MARKER  # noqa: E402
 from seg_ros.ros.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb  # noqa: E402
+from seg_ros.ros.node import LABEL_INFO_TOPIC, LabelInfo  # noqa: E402
 from seg_ros.synthetic import generate_scene  # noqa: E402
 
 SIZE = (96, 128)
@@ -47,13 +47,7 @@ TOPIC = f"/{NODE}_in/image"
 
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory):
-    domain, lock = claim_domain_id()
-    log_dir = tmp_path_factory.mktemp("ros_logs")
-    env = ros_env(domain, log_dir)
-    driver = Driver(domain)
-    yield driver, env, log_dir
-    driver.close()
-    lock.close()
+    yield from ros_session(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -228,12 +222,20 @@ def test_camera_info_is_scaled_to_the_output(ros, pub, outputs):
 
 
 def test_label_info_reaches_late_subscribers(ros, outputs):
+    """The label set is latched on whichever topic the node uses here (LabelInfo with vision_msgs, else JSON)."""
     driver = ros[0]
-    coll, sub = driver.collect(String, f"/{NODE}/label_info_json", LATCHED)
-    info = json.loads(coll.wait_for(lambda m: True).data)
-    assert [c["name"] for c in info["classes"]] == list(CAMVID.names)
-    assert [c["id"] for c in info["classes"]] == list(range(CAMVID.num_classes))
-    assert info["classes"][0]["color"] == list(CAMVID.colors[0]) and info["ignore_id"] == CAMVID.ignore_id
+    topic = f"/{NODE}/{LABEL_INFO_TOPIC.removeprefix('~/')}"
+    if LabelInfo is not None:
+        coll, sub = driver.collect(LabelInfo, topic, LATCHED)
+        msg = coll.wait_for(lambda m: True)
+        assert [c.class_name for c in msg.class_map] == list(CAMVID.names)
+        assert [c.class_id for c in msg.class_map] == list(range(CAMVID.num_classes))
+    else:
+        coll, sub = driver.collect(String, topic, LATCHED)
+        info = json.loads(coll.wait_for(lambda m: True).data)
+        assert [c["name"] for c in info["classes"]] == list(CAMVID.names)
+        assert [c["id"] for c in info["classes"]] == list(range(CAMVID.num_classes))
+        assert info["classes"][0]["color"] == list(CAMVID.colors[0]) and info["ignore_id"] == CAMVID.ignore_id
     driver.node.destroy_subscription(sub)
 
 
@@ -355,6 +357,18 @@ def test_rejected_parameters_keep_the_old_value(ros, pub, outputs, node, name, v
     assert driver.get_params(NODE, name) == [old]
     send_and_wait(pub, outputs["labels"], image_msg(generate_scene(19, SIZE).image, "rgb8", sec=next_stamp()))
     assert node.proc.poll() is None
+
+
+def test_every_rejection_is_counted_in_diagnostics(ros, outputs):
+    """Rejections by rclpy's own checks (range, type, read-only, unknown name) count as well as the node's."""
+    driver = ros[0]
+    before = int(latest_diag(outputs, time.monotonic())["params rejected"])
+    cases = [("overlay_alpha", 1.5), ("keep_aspect", "yes"), ("input_transport", "compressed"),
+             ("no_such_parameter", 1), ("resolution", "abc")]
+    for name, value in cases:
+        assert not driver.set_param(NODE, name, value).successful, name
+    v = wait_diag(outputs, lambda v: int(v["params rejected"]) >= before + len(cases))
+    assert int(v["params rejected"]) == before + len(cases)
 
 
 def test_model_swap_while_frames_keep_flowing(ros, pub, outputs, random_model_file):
@@ -488,7 +502,8 @@ def test_sigint_exits_cleanly(node, outputs):
     rc = node.interrupt()
     err = node.stderr
     assert rc == 0, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "RCLError" not in err and "terminate called" not in err
+    assert len([ln for ln in err.splitlines() if READY_MARKER in ln]) == 1
 
 
 # -- compressed input and start-up errors ---------------------------------------------------------------------
@@ -521,7 +536,7 @@ def test_compressed_input_and_corrupt_jpeg(ros, offline):
         cpub.publish(bad)
         d = {"diagnostics": diags}
         v = wait_diag(d, lambda v: int(v["bad frames"]) >= 1, node_name=name)
-        assert "corrupt or not JPEG/PNG" in v["last bad frame"]
+        assert "has a corrupt PNG header" in v["last bad frame"]  # the .png of the loop, cut
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         msg = CompressedImage(format="jpeg")
         msg.header.stamp.sec = next_stamp()
@@ -536,6 +551,8 @@ def test_compressed_input_and_corrupt_jpeg(ros, offline):
 @pytest.mark.parametrize("params,message", [
     ({"model": "/nonexistent/model.safetensors"}, "model file /nonexistent/model.safetensors does not exist."),
     ({"resolution": "abc"}, "resolution 'abc' is not of the form HxW"),
+    ({"max_rate_hz": "fast"}, "parameter max_rate_hz must be a float, not str 'fast'."),
+    ({"qos.depth": 0}, "parameter qos.depth must lie in [1, 100], not 0."),
 ])
 def test_start_up_errors_exit_2_with_one_sentence(ros, params, message):
     driver, env, log_dir = ros

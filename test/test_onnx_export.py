@@ -120,7 +120,7 @@ def test_onnxruntime_backend_matches_torch(random_model_file, dynamic_onnx, opts
             assert (np.abs(a.overlay.astype(int) - b.overlay.astype(int)) <= 1).mean() >= 0.999
     # the model file's export was cached under the cache dir and is reused
     cached = list((opts.cache_root() / "onnx").glob("*.onnx"))
-    assert len(cached) == 1
+    assert len(cached) == 1 and cached[0].with_name(f"{cached[0].stem}.manifest.json").is_file()
     mtime = cached[0].stat().st_mtime_ns
     Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)
     assert cached[0].stat().st_mtime_ns == mtime
@@ -139,7 +139,8 @@ def test_corrupt_cached_export_is_redone(random_model_file, tmp_path, caplog):
     (cached,) = (opts.cache_root() / "onnx").glob("*.onnx")
     cached.write_bytes(b"not an onnx file")
     seg = Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)
-    assert "exporting again" in caplog.text
+    assert f"ONNX export cache entry {cached} is unusable: its {cached.name} does not match the recorded size" \
+        in caplog.text and "rebuilding it" in caplog.text
     assert seg.segment(generate_scene(1, (64, 96)).image).labels.shape == (64, 96)
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from seg_ros.errors import ConfigError
+from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 from seg_ros.pipeline import Segmenter
 from seg_ros.ros.params import (
     PARAMS,
@@ -33,10 +34,20 @@ def test_defaults_are_valid_and_documented():
     ("qos.depth", 2.0, "must be a int"),
     ("model", " ", "empty"),
     ("colour", 1, "unknown parameter"),
+    ("resolution", "8192x8192", "67,108,864 pixels, more than the 8,847,360 a network runs at"),
+    ("max_pixels", 0, r"must lie in \[1, 268435456\]"),
+    ("max_pixels", 16385 * 16384, "must lie in"),
+    ("max_pixels", 4e6, "must be a int"),
 ])
 def test_bad_values_are_rejected_with_a_reason(name, value, message):
     with pytest.raises(ConfigError, match=message):
         validate(name, value)
+
+
+def test_max_pixels_is_a_cheap_parameter_with_the_default_budget():
+    assert defaults()["max_pixels"] == DEFAULT_MAX_PIXELS == 4096 * 2160
+    assert validate("max_pixels", MAX_PIXELS_LIMIT) == MAX_PIXELS_LIMIT
+    assert "max_pixels" not in reload_params()
 
 
 def test_normalisation():
@@ -84,5 +95,5 @@ def test_bad_params_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_params_file(path)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
         load_params_file(tmp_path / "missing.yaml")

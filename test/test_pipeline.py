@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seg_ros.crf import CRFConfig
 from seg_ros.errors import ConfigError, InputError
 from seg_ros.modelfile import ModelFileError, load_model
-from seg_ros.pipeline import Segmenter, parse_resolution
+from seg_ros.pipeline import Segmenter, parse_resolution, upsampled_argmax
 from seg_ros.synthetic import generate_scene
 
 
@@ -19,14 +20,17 @@ def _frame(rng, h, w):
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("text,size", [("360x640", (360, 640)), (" 512 X 1024 ", (512, 1024)), ("32x32", (32, 32))])
+@pytest.mark.parametrize("text,size", [("360x640", (360, 640)), (" 512 X 1024 ", (512, 1024)), ("32x32", (32, 32)),
+                                       ("2160x4096", (2160, 4096)), ("1080x8192", (1080, 8192))])
 def test_parse_resolution(text, size):
     assert parse_resolution(text) == size
 
 
 @pytest.mark.parametrize("text,message", [
     ("abc", "not of the form HxW"), ("0x0", "out of range"), ("100000x100000", "out of range"),
-    ("360", "not of the form"), ("16x16", "too small"), ("-3x4", "not of the form"),
+    ("360", "not of the form"), ("16x16", "out of range"), ("-3x4", "not of the form"),
+    ("32x8193", "out of range"), ("8192x8192", r"8192x8192 = 67,108,864 pixels, more than the 8,847,360 a network"),
+    ("2161x4096", "more than the 8,847,360"),
 ])
 def test_bad_resolutions(text, message):
     with pytest.raises(ConfigError, match=message):
@@ -80,6 +84,36 @@ def test_resize_path_equals_manual_resize_and_upsample(random_model_file, rng):
         logits = F.interpolate(model(x.permute(2, 0, 1)[None]), size=(100, 120), mode="bilinear",
                                align_corners=False)
     assert (seg.segment(frame).labels == logits.argmax(1)[0].numpy()).mean() > 0.999
+
+
+@pytest.mark.parametrize("n,c,small,size", [(1, 11, (45, 80), (135, 240)), (2, 19, (33, 47), (130, 75)),
+                                             (1, 7, (64, 96), (64, 96))])
+def test_upsampled_argmax_in_class_chunks_equals_the_whole_tensor(n, c, small, size):
+    """Above the band budget the classes are upsampled a few at a time: same labels, same max softmax."""
+    torch.manual_seed(n * c)
+    logits = torch.randn(n, c, *small) * 4
+    full = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    top, labels = full.max(1)
+    softmax_max = full.softmax(1).max(1).values
+    for band_bytes in (n * size[0] * size[1] * 4, 3 * n * size[0] * size[1] * 4, 1 << 40):  # 1, 3, all classes
+        got_labels, got_conf = upsampled_argmax(logits, size, True, band_bytes=band_bytes)
+        assert torch.equal(got_labels, labels)
+        assert (got_conf - softmax_max).abs().max() < 1e-5
+        assert upsampled_argmax(logits, size, False, band_bytes=band_bytes)[1] is None
+
+
+def test_a_dense_crf_too_large_for_memory_is_refused_per_frame(random_model_file):
+    seg = Segmenter(random_model_file, device="cpu", crf=CRFConfig(method="fast", downsample=1, iterations=1))
+    with pytest.raises(InputError) as e:
+        seg.segment(np.zeros((2000, 2000, 3), np.uint8), ["labels"])
+    assert str(e.value) == ("the fast dense CRF on a 2000x2000 grid × 11 classes = 44,000,000 is more than the "
+                            "39,398,400 it is bounded to (memory); set crf.downsample to 0 (auto) or a coarser step, "
+                            "or use smaller frames.")
+    assert seg.segment(np.zeros((64, 96, 3), np.uint8), ["labels"]).labels.shape == (64, 96)
+    seg.crf = CRFConfig(method="fast", downsample=0, iterations=1)  # automatic grid: 334x334 cells at 4000x4000
+    with pytest.raises(InputError, match=r"the fast dense CRF on a 4000x4000 frame × 11 classes = 176,000,000 is "
+                                         r"more than the 168,099,840 it is bounded to \(memory\); use smaller frames"):
+        seg.segment(np.zeros((4000, 4000, 3), np.uint8), ["labels"])
 
 
 def test_keep_aspect_fits_inside_the_resolution(random_model_file):

@@ -4,6 +4,7 @@ calibration batches; plus the TensorRT calls themselves where TensorRT and a CUD
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from seg_ros.errors import ConfigError
+from seg_ros.runtime.cache_entry import CacheDirError, sha256_json
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationError, CalibrationSet
 from seg_ros.runtime.engine_cache import FINGERPRINT, PLAN, EngineCache, EngineFingerprint
 from seg_ros.runtime.tensorrt_backend import CalibrationFeed, decide_shape, make_fingerprint, tensorrt_status
@@ -54,19 +56,31 @@ def test_cache_round_trip_is_atomic_and_verified(tmp_path):
     d = cache.entry(FP)
     assert sorted(p.name for p in d.iterdir()) == [PLAN, FINGERPRINT]  # no temporary files left behind
     rec = json.loads((d / FINGERPRINT).read_text())
-    assert rec["fingerprint"]["input_shape"] == [1, 3, 360, 640] and rec["plan_bytes"] == 4000
+    assert rec["source"] == FP.fields() and rec["source"]["input_shape"] == [1, 3, 360, 640]
+    assert (rec["content"], rec["content_bytes"], rec["key"]) == (PLAN, 4000, FP.key())
+    assert rec["content_sha256"] == hashlib.sha256(b"PLAN" * 1000).hexdigest()
     # another fingerprint has its own entry
     other = dataclasses.replace(FP, precision="fp32")
     assert cache.load(other) is None
 
 
+def _edit_manifest(d, **fields):
+    rec = json.loads((d / FINGERPRINT).read_text())
+    rec.update(fields)
+    if "source" in fields and "source_sha256" not in fields:
+        rec["source_sha256"] = sha256_json(fields["source"])
+    (d / FINGERPRINT).write_text(json.dumps(rec))
+
+
 @pytest.mark.parametrize("damage,reason", [
-    (lambda d: (d / PLAN).write_bytes(b"PLAN" * 999 + b"PLAX"), "does not match the recorded size and SHA-256"),
-    (lambda d: (d / PLAN).write_bytes(b"PLAN"), "does not match the recorded size"),
+    (lambda d: (d / PLAN).write_bytes(b"PLAN" * 999 + b"PLAX"), "does not match the recorded SHA-256"),
+    (lambda d: (d / PLAN).write_bytes(b"PLAN"), "does not match the recorded size (4 bytes, not 4000"),
     (lambda d: (d / PLAN).unlink(), "cannot be read"),
     (lambda d: (d / FINGERPRINT).write_text("{trunc"), "unreadable"),
-    (lambda d: (d / FINGERPRINT).unlink(), "interrupted build"),
-    (lambda d: (d / FINGERPRINT).write_text(json.dumps({"fingerprint": {}, "key": "x"})), "stale"),
+    (lambda d: (d / FINGERPRINT).unlink(), "interrupted write"),
+    (lambda d: (d / FINGERPRINT).write_text(json.dumps({"fingerprint": {}, "key": "x"})), "not a seg_ros cache"),
+    (lambda d: _edit_manifest(d, source={**FP.fields(), "precision": "int8"}), "stale: precision differ"),
+    (lambda d: _edit_manifest(d, source_sha256="0" * 64), "does not match its own source hash"),
 ])
 def test_corrupt_or_stale_entries_are_rebuilt_with_a_log_line(tmp_path, caplog, damage, reason):
     cache = EngineCache(tmp_path)
@@ -76,6 +90,8 @@ def test_corrupt_or_stale_entries_are_rebuilt_with_a_log_line(tmp_path, caplog, 
         plan, new = cache.get_or_build(FP, lambda: b"fresh")
     assert new and plan == b"fresh"
     assert reason in caplog.text and "rebuilding" in caplog.text
+    (line,) = [r.getMessage() for r in caplog.records]  # one line, naming the entry
+    assert line.startswith(f"TensorRT engine cache entry {cache.entry(FP) / PLAN} is unusable: ")
     assert cache.load(FP) == b"fresh"
 
 
@@ -116,7 +132,9 @@ def test_batch_feeder_and_calibration_feed(tmp_path):
         BatchFeeder(data, 8)
 
     calib = CalibrationSet(data, "x", "f" * 64)
-    feed = CalibrationFeed(calib, 2, torch.device("cpu"), tmp_path / "calibration" / "c.cache")
+    cache = EngineCache(tmp_path)
+    fp = dataclasses.replace(FP, precision="int8", calibration_sha256="f" * 64, input_shape=(2, 3, 4, 4))
+    feed = CalibrationFeed(calib, 2, torch.device("cpu"), cache.calibration_cache(fp))
     ptrs = feed.next_pointers()
     assert ptrs == [feed.current.data_ptr()]
     np.testing.assert_array_equal(feed.current.numpy(), data[:2])
@@ -126,7 +144,24 @@ def test_batch_feeder_and_calibration_feed(tmp_path):
     assert feed.read_cache() is None
     feed.write_cache(memoryview(b"TRT-calibration-table"))
     assert feed.read_cache() == b"TRT-calibration-table"
-    assert [p.name for p in (tmp_path / "calibration").iterdir()] == ["c.cache"]
+    table = feed.cache.content
+    assert sorted(p.name for p in (tmp_path / "calibration").iterdir()) == [table.name, feed.cache.manifest.name]
+    # a damaged table is not handed to TensorRT: it calibrates anew
+    table.write_bytes(b"TRT-calibration-tablf")
+    assert feed.read_cache() is None and not table.exists()
+
+
+def test_unusable_cache_folder_is_one_sentence_before_building(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    built = []
+    with pytest.raises(CacheDirError, match=r"because .*file is a file; remove it or set runtime.cache_dir"):
+        EngineCache(tmp_path / "file" / "tensorrt").get_or_build(FP, lambda: built.append(1) or b"PLAN")
+    assert built == []  # refused before minutes of building
+    cache = EngineCache(tmp_path / "c")
+    cache.entry(FP).mkdir(parents=True)
+    (cache.entry(FP) / PLAN).mkdir()  # a folder where the plan file belongs
+    with pytest.raises(CacheDirError, match="is a folder where seg_ros keeps a TensorRT engine cache file"):
+        cache.get_or_build(FP, lambda: b"PLAN")
 
 
 _TRT_OK, _TRT_WHY = tensorrt_status()

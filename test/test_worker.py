@@ -129,3 +129,68 @@ def test_stop_counts_the_waiting_item_and_later_ones_as_dropped():
 def test_negative_interval_is_refused():
     with pytest.raises(ValueError, match="min_interval_s"):
         FrameWorker(lambda item: None, min_interval_s=-1)
+
+
+def _busy_then_wait(w, timeout=10.0):
+    """Wait until ``w`` has processed one item (its rate wait, if any, has begun)."""
+    deadline = time.monotonic() + timeout
+    while w.counts().processed + w.counts().failed < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("interval", [1000.0, 1e300])
+def test_a_rate_change_applies_while_the_worker_waits(interval):
+    """0.001 Hz or 1e-300 Hz, then unlimited: the waiting frame goes at once, not after the old interval."""
+    seen = []
+    w = FrameWorker(seen.append, min_interval_s=interval).start()
+    w.submit(1)
+    _busy_then_wait(w)
+    w.submit(2)
+    time.sleep(0.2)
+    assert seen == [1] and w.alive and w.counts().pending == 1  # held back by the rate, thread alive
+    w.min_interval_s = 0.0
+    assert w.wait_idle(5)
+    assert seen == [1, 2]
+    assert w.stop(5)
+
+
+def test_stop_ends_a_rate_wait_at_once():
+    w = FrameWorker(lambda item: None, min_interval_s=1000.0).start()
+    w.submit(1)
+    _busy_then_wait(w)
+    t0 = time.monotonic()
+    assert w.stop(5)
+    assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1e-9])
+def test_interval_must_be_finite_and_not_negative(value):
+    w = FrameWorker(lambda item: None)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        w.min_interval_s = value
+    assert w.min_interval_s == 0.0
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), MemoryError("x"), GeneratorExit()])
+def test_the_worker_survives_whatever_process_and_on_error_raise(exc):
+    """Neither the frame's exception nor one raised by the error reporter (even a BaseException) ends the thread."""
+    reported = []
+
+    def process(item):
+        if item == "bad":
+            raise exc
+
+    def on_error(e, item):
+        reported.append(type(e))
+        raise type(exc)()
+
+    w = FrameWorker(process, on_error).start()
+    for item in ("bad", "good", "bad", "good"):
+        w.submit(item)
+        assert w.wait_idle(10)
+    assert w.alive
+    c = w.counts()
+    assert (c.processed, c.failed, c.dropped) == (2, 2, 0)
+    assert reported == [type(exc)] * 2
+    assert w.stop(5)

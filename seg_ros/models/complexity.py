@@ -3,10 +3,13 @@
 MACs are counted with PyTorch's own ``torch.utils.flop_counter.FlopCounterMode``
 (convolutions and matrix products; FLOPs / 2) on the ``meta`` device, so no
 weights are allocated and nothing is computed. That still takes about a second
-per architecture, so results are cached in memory and in a small JSON file
-(``$SEG_ROS_CACHE_DIR``, else ``$XDG_CACHE_HOME/seg_ros``, else
-``~/.cache/seg_ros``) keyed by a fingerprint of the model source code and the
-torch version; a cache that cannot be read or written is simply ignored.
+per architecture, so results are cached in memory and in a small JSON file in
+the cache folder (:func:`~seg_ros.runtime.cache_entry.default_cache_dir`). The
+file is a sealed record (:func:`~seg_ros.runtime.cache_entry.seal`): its source
+is a fingerprint of the model source code and the torch version, and the
+SHA-256 of its entries is checked on every read, so an edited, truncated or
+stale file is logged and measured anew. A cache that cannot be read or written
+costs one warning and the measurement, never the command: it only saves time.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from seg_ros.models.registry import build
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((360, 640), (512, 1024))
 """Input sizes (height, width) at which ``seg-ros models --details`` reports MACs."""
 CACHE_FILE = "complexity.json"
+
+log = logging.getLogger("seg_ros.models")
 
 
 @dataclass(frozen=True)
@@ -81,30 +85,55 @@ def _fingerprint() -> str:
 
 def cache_path() -> Path:
     """Where measured complexities are kept between runs."""
-    root = os.environ.get("SEG_ROS_CACHE_DIR")
-    if root:
-        return Path(root) / CACHE_FILE
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "seg_ros" / CACHE_FILE
+    from seg_ros.runtime.cache_entry import default_cache_dir
+
+    return default_cache_dir() / CACHE_FILE
+
+
+def _source() -> dict[str, str]:
+    return {"code_and_torch": _fingerprint()}
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
+    """The verified entries of the cache file, or {} (absent; unusable ones are logged)."""
+    from seg_ros.runtime.cache_entry import unseal
+
     try:
-        data = json.loads(path.read_text())
-        return data["entries"] if data.get("fingerprint") == _fingerprint() else {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
+    except OSError as e:
+        _warn_once(f"complexity cache {path} cannot be read ({e.strerror or e}); measuring without it.")
+        return {}
+    try:
+        record: Any = json.loads(text)
+    except ValueError as e:
+        record, reason = None, f"it is not JSON ({e})"
+    else:
+        content = unseal(record, _source())
+        if isinstance(content, dict) and isinstance(content.get("entries"), dict):
+            return content["entries"]
+        reason = content if isinstance(content, str) else "it holds no entries"
+    log.warning("complexity cache %s is unusable: %s; measuring again.", path, reason)
+    return {}
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
+    from seg_ros.errors import SegRosError
+    from seg_ros.outputs import atomic_path
+    from seg_ros.runtime.cache_entry import ensure_cache_dir, seal
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"fingerprint": _fingerprint(), "entries": entries}, f, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+        ensure_cache_dir(path.parent)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(seal("complexity", _source(), entries=entries), sort_keys=True))
+    except (OSError, SegRosError) as e:
+        _warn_once(f"complexity cache {path} cannot be written ({str(e).rstrip('.')}); measured without it.")
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 @functools.cache

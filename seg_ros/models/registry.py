@@ -54,11 +54,14 @@ def get_spec(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model architecture {name!r}; registered: {', '.join(available())}.") from None
 
 
-def build(name: str, num_classes: int, **kwargs) -> nn.Module:
+def build(name: str, num_classes: int, /, **kwargs) -> nn.Module:
     """Build the registered architecture ``name`` with ``num_classes`` output classes (random init)."""
     spec = get_spec(name)
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, not {num_classes!r}.")
+    if "num_classes" in kwargs:
+        raise ConfigError(f"model {name!r} takes its class count from the label set; remove num_classes from "
+                          "its arguments.")
     try:
         return spec.builder(num_classes=num_classes, **kwargs)
     except (TypeError, ValueError) as e:

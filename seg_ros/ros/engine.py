@@ -24,10 +24,12 @@ Parameter changes (:meth:`~SegmentationEngine.apply`):
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,10 @@ from seg_ros.ros.worker import FrameWorker
 LAZY_OUTPUTS = ("color", "overlay", "confidence", "camera_info")
 """Outputs built only while someone subscribes to them (and their ``publish.*`` toggle is on)."""
 OUTPUTS = ("labels", *LAZY_OUTPUTS)
+SHUTTING_DOWN = "the node is shutting down."
+TEST_DELAY_ENV = "SEG_ROS_TEST_ONLY_DELAY_S"
+"""Test-only: seconds each frame and each pipeline rebuild are held up, so that tests can stop the node in the
+middle of one. Never set it on a robot."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class SegmentationEngine:
         self._computed = ""
         self._apply_lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg_ros-loader")
+        self._closed = False
+        self._test_delay_s = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
         self.stats = NodeStats()
         self.pipeline_listeners: list[Callable[[Segmenter], None]] = []
         """Called (from the thread that applied the change) after a new pipeline was swapped in."""
@@ -108,10 +116,15 @@ class SegmentationEngine:
         self._worker.start()
         return self
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the worker (the frame in progress finishes) and the loader; idempotent."""
-        self._worker.stop(timeout)
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Stop taking frames and parameter changes, stop the worker and the loader; idempotent.
+
+        The frame in progress finishes in the background; returns False if the worker was still busy after
+        ``timeout`` seconds (0: do not wait).
+        """
+        self._closed = True
         self._loader.shutdown(wait=False, cancel_futures=True)
+        return self._worker.stop(timeout)
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -146,6 +159,8 @@ class SegmentationEngine:
         Blocks while a new pipeline is being built (in the loader thread); frames keep being processed
         with the old one meanwhile.
         """
+        if self._closed:
+            return False, SHUTTING_DOWN
         with self._apply_lock:
             cur, seg = self._state
             new = dict(cur)
@@ -163,7 +178,13 @@ class SegmentationEngine:
             reload = [n for n in sorted(reload_params()) if new[n] != cur[n]]
             if reload:
                 try:
-                    seg = self._loader.submit(self._factory, **segmenter_kwargs(new)).result()
+                    future = self._loader.submit(self._build, new)
+                except RuntimeError:  # the loader refuses work once the engine is closed
+                    return False, SHUTTING_DOWN
+                try:
+                    seg = self._wait_built(future)
+                except CancelledError:
+                    return False, SHUTTING_DOWN
                 except SegRosError as e:
                     return self._rejected(reload, str(e))
                 except Exception as e:  # noqa: BLE001 - e.g. CUDA out of memory: reject, keep serving
@@ -185,6 +206,21 @@ class SegmentationEngine:
                 for listener in list(self.pipeline_listeners):
                     listener(seg)
             return True, ""
+
+    def _wait_built(self, future: Future[Segmenter]) -> Segmenter:
+        """The built pipeline; CancelledError once the engine is closed (the build goes on in the background)."""
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                if self._closed:
+                    raise CancelledError from None
+
+    def _build(self, values: dict[str, Any]) -> Segmenter:
+        """A new pipeline for ``values`` (runs in the loader thread)."""
+        if self._test_delay_s > 0:
+            time.sleep(self._test_delay_s)
+        return self._factory(**segmenter_kwargs(values))
 
     def _rejected(self, names: list[str], reason: str) -> tuple[bool, str]:
         self.stats.count("params_rejected")
@@ -210,10 +246,13 @@ class SegmentationEngine:
 
     def _process(self, frame: InputFrame) -> None:
         msg = frame.msg
-        t0 = self._clock()
-        rgb = compressed_to_rgb(msg) if frame.compressed else image_to_rgb(msg)
-        t1 = self._clock()
+        if self._test_delay_s > 0:
+            time.sleep(self._test_delay_s)
         vals, seg = self._state
+        t0 = self._clock()
+        budget = vals["max_pixels"]
+        rgb = compressed_to_rgb(msg, budget) if frame.compressed else image_to_rgb(msg, budget)
+        t1 = self._clock()
         wanted = {"labels"} | {o for o in ("color", "overlay", "confidence")
                                if vals[f"publish.{o}"] and self._subscribers(o) > 0}
         result = seg.segment(rgb, wanted)

@@ -6,20 +6,26 @@ beside any numpy (cv_bridge breaks beside a pip numpy 2).
 
 Decoding returns (H, W, 3) uint8 RGB, the library's one image format; every
 malformed message raises :class:`MessageError` with one sentence naming the
-problem (the node logs it, counts it and drops the frame).
+problem (the node logs it, counts it and drops the frame). Sizes are checked
+against the pixel budget (:mod:`seg_ros.limits`) as declared, before anything
+is allocated: a raw Image's height and width, a CompressedImage's JPEG/PNG
+header (read by Pillow without decoding).
 """
 
 from __future__ import annotations
 
 import array
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from seg_ros.errors import InputError
+from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
 
 
 class MessageError(InputError):
@@ -41,6 +47,10 @@ _BAYER = {
 _YUV = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
         "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2}
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_EOI = b"\xff\xd9"
+_PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a whole PNG
 
 
 def _unsupported(encoding: str) -> MessageError:
@@ -60,10 +70,19 @@ def as_bytes(data: Any) -> np.ndarray:
         return np.asarray(data, np.uint8).reshape(-1)
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+def _check_size(height: int, width: int, max_pixels: int, what: str) -> None:
+    """:func:`seg_ros.limits.check_frame_size` raising :class:`MessageError` (bag readers name the frame)."""
+    try:
+        check_frame_size(height, width, max_pixels, what=what)
+    except InputError as e:
+        raise MessageError(str(e)) from None
+
+
+def image_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/Image into an (H, W, 3) uint8 RGB array.
 
     Honours ``step`` (row padding) and ``is_bigendian`` (mono16). mono16 is scaled to 8 bits by its top byte.
+    The declared height × width must lie within ``max_pixels`` (checked before the data is touched).
     """
     h, w, enc, step = int(msg.height), int(msg.width), str(msg.encoding), int(msg.step)
     if h <= 0 or w <= 0:
@@ -71,6 +90,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     layout = _LAYOUT.get(enc)
     if layout is None:
         raise _unsupported(enc)
+    _check_size(h, w, max_pixels, f"image ({enc})")
     channels, depth = layout
     row = w * channels * depth
     if step < row:
@@ -102,15 +122,72 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG or PNG, colour or grey) into (H, W, 3) uint8 RGB."""
+def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) into (H, W, 3) uint8 RGB.
+
+    Colour, grey, palette and alpha images decode to RGB (alpha dropped, 16-bit PNG scaled to 8 bits by its
+    top byte). The header's size is read first (Pillow, no decoding) and checked against ``max_pixels``;
+    other formats, truncated data and data that disagrees with its header raise :class:`MessageError`.
+    """
     buf = as_bytes(msg.data)
+    fmt = f"format {str(msg.format)!r}"
     if buf.size == 0:
-        raise MessageError(f"compressed image (format {msg.format!r}) has no data.")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        raise MessageError(f"compressed image ({fmt}) has no data.")
+    kind, height, width = _compressed_header(buf, fmt)
+    _check_size(height, width, max_pixels, f"compressed image ({fmt}, {kind})")
+    what = f"compressed image ({fmt}, {kind} of {height}x{width} HxW)"
+    tail = buf[-4096:].tobytes()
+    if kind == "JPEG" and not tail.rstrip(b"\0").endswith(_JPEG_EOI):  # some cameras pad frames with zeros
+        raise MessageError(f"{what} is truncated: its data ends without the JPEG end-of-image marker.")
+    if kind == "PNG" and not tail.endswith(_PNG_IEND):
+        raise MessageError(f"{what} is truncated: its data does not end with the PNG IEND chunk.")
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # e.g. OpenCV's own pixel limit
+        raise MessageError(f"{what} cannot be decoded ({_first_line(e)}).") from None
     if bgr is None:
-        raise MessageError(f"compressed image (format {msg.format!r}, {buf.size} bytes) is corrupt or not JPEG/PNG.")
+        raise MessageError(f"{what} is corrupt: its {buf.size} bytes do not decode.")
+    if bgr.shape[:2] not in ((height, width), (width, height)):  # (width, height): EXIF orientation applied
+        raise MessageError(f"{what} decodes to {bgr.shape[0]}x{bgr.shape[1]}, not the size its header declares.")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _compressed_header(buf: np.ndarray, fmt: str) -> tuple[str, int, int]:
+    """``("JPEG" or "PNG", height, width)`` from the header of compressed image data, without decoding it."""
+    head = buf[:16].tobytes()
+    if head.startswith(_JPEG_MAGIC):
+        kind, plugin = "JPEG", JpegImagePlugin.JpegImageFile
+    elif head.startswith(_PNG_MAGIC):
+        kind, plugin = "PNG", PngImagePlugin.PngImageFile
+    else:
+        found = _sniff_format(head)
+        found = f"{found} data" if found else f"unrecognised data (starting {head[:4].hex(' ')})"
+        raise MessageError(f"compressed image ({fmt}) holds {found}; only JPEG and PNG are accepted.")
+    try:
+        # The plugin class reads only the header: no pixel buffer, and none of Image.open's bomb warnings
+        # (the budget is checked by the caller).
+        with plugin(io.BytesIO(buf.tobytes())) as im:
+            width, height = im.size
+    except (SyntaxError, OSError, ValueError, EOFError) as e:
+        raise MessageError(f"compressed image ({fmt}) has a corrupt {kind} header ({_first_line(e)}).") from None
+    return kind, int(height), int(width)
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The name of the image format whose signature ``head`` starts with, by Pillow's format table."""
+    Image.init()
+    for name, (_, accept) in Image.OPEN.items():
+        try:
+            if accept is not None and accept(head):
+                return name
+        except Exception:  # noqa: BLE001 - a plugin's signature check on 16 bytes; no match
+            continue
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0].rstrip(".") if text else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -150,11 +227,11 @@ def array_to_image_fields(array: np.ndarray, encoding: str | None = None) -> Ima
                        step=w * channels * a.dtype.itemsize, data=a.reshape(-1).view(np.uint8))
 
 
-def image_to_array(msg: Any) -> np.ndarray:
+def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an Image written by :func:`array_to_image_fields` (mono8, rgb8, 32FC1) back to its array.
 
     For reading label, colour and confidence images (e.g. ground truth in a bag), where ``image_to_rgb``
-    would turn a label image into grey RGB.
+    would turn a label image into grey RGB. The declared height × width must lie within ``max_pixels``.
     """
     h, w, enc, step = int(msg.height), int(msg.width), str(msg.encoding), int(msg.step)
     kinds = {"mono8": (np.dtype(np.uint8), 1), "8UC1": (np.dtype(np.uint8), 1), "rgb8": (np.dtype(np.uint8), 3),
@@ -166,6 +243,7 @@ def image_to_array(msg: Any) -> np.ndarray:
     row = w * channels * dtype.itemsize
     if h <= 0 or w <= 0:
         raise MessageError(f"image is empty ({w}x{h}).")
+    _check_size(h, w, max_pixels, f"image ({enc})")
     if step < row:
         raise MessageError(f"image step {step} is smaller than width × bytes per pixel = {row} ({enc}, {w}x{h}).")
     buf = as_bytes(msg.data)

@@ -24,29 +24,52 @@ live in the node's default callback group, the inputs and the timers in groups
 of their own, so a parameter change that waits for a new model to load does
 not hold up frames, which the engine's worker keeps segmenting with the old
 model until the swap.
+
+Stopping: the executor spins in a thread of its own while the main thread waits
+for SIGINT or SIGTERM (``stopping.py``, installed before torch is imported;
+rclpy's own handlers are not installed, so the context stays valid until the
+node is torn down in order). The first signal stops the frames and every
+publication, then the executor, the node and the context go; the frame in
+progress is given ``STOP_GRACE_S`` to finish, after which the process ends with
+``os._exit`` (the ROS side is already closed, and a thread still inside torch
+must not meet the interpreter's finalisation). Later signals only cut the
+grace short. With ``SEG_ROS_EXIT_WITH_PARENT=1`` (set by the launch files)
+Linux sends SIGTERM when the parent process dies.
 """
 
 from __future__ import annotations
 
+# isort: off
+# First, before rclpy and torch load: it installs the stop handlers when this process is the node.
+from seg_ros.ros.stopping import PROCESS_STOP, StopSignals, exit_with_parent
+# isort: on
+
+import os
 import sys
+import threading
+import time
 from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import NameValidationException, ParameterException, ParameterNotDeclaredException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from seg_ros.errors import SegRosError
+from seg_ros.ros.dds import use_default_profile
 from seg_ros.ros.diagnostics import diagnostic_array
-from seg_ros.ros.engine import OUTPUTS, SegmentationEngine
+from seg_ros.ros.engine import OUTPUTS, SHUTTING_DOWN, SegmentationEngine
+from seg_ros.ros.launch_support import READY_MARKER
 from seg_ros.ros.messages import label_info_json, label_info_message
-from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, ParamSpec, validate_all
+from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, ParamSpec, validate, validate_all
 from seg_ros.ros.qos import choose_reliability, incompatible_qos_hint
 
 try:  # rclpy >= Iron; Humble has the same classes in rclpy.qos_event
@@ -59,7 +82,17 @@ try:  # vision_msgs has no PyPI wheel; on a robot it comes from apt (ros-<distro
 except ImportError:
     LabelInfo = VisionClass = None
 
+try:  # rclpy's own exception for rcl failures, e.g. malformed --ros-args
+    from rclpy._rclpy_pybind11 import RCLError
+except ImportError:  # pragma: no cover - older layouts
+    RCLError = RuntimeError
+
+LABEL_INFO_TOPIC = "~/label_info" if LabelInfo is not None else "~/label_info_json"
+"""Where the label set is latched: vision_msgs/LabelInfo when vision_msgs is installed, else JSON."""
 EXIT_USER_ERROR = 2
+STOP_GRACE_S = 2.0
+"""After a stop signal and the ROS teardown, how long the frame in progress may take before the process ends
+without waiting for it (seconds)."""
 _RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 _PARAM_TYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -89,10 +122,14 @@ class SegmentationNode(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        self._check_overrides()
         for spec in PARAMS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
         values = validate_all({p.name: self.get_parameter(p.name).value for p in PARAMS})
         self._closing = False
+        self._ros_lock = threading.Lock()
+        """Held around every rcl call made outside the executor (the worker's publications); closing takes it."""
+        self._judged = threading.local()
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
 
@@ -102,10 +139,8 @@ class SegmentationNode(Node):
         self._pubs["camera_info"] = self.create_publisher(CameraInfo, "~/camera_info", out_qos)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        if LabelInfo is not None:
-            self._label_pub = self.create_publisher(LabelInfo, "~/label_info", latched)
-        else:
-            self._label_pub = self.create_publisher(String, "~/label_info_json", latched)
+        self._label_pub = self.create_publisher(LabelInfo if LabelInfo is not None else String, LABEL_INFO_TOPIC,
+                                                latched)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._engine = SegmentationEngine(values, Image, self._publish, self._subscriber_count, self._log)
@@ -115,14 +150,39 @@ class SegmentationNode(Node):
         self._reliability = ""
         self._subscribe()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._timer_group)
-        self._qos_timer = self.create_timer(1.0, self._check_auto_qos, callback_group=self._timer_group)
+        self._diag_timer = self._steady_timer(1.0, self._publish_diagnostics)
+        self._qos_timer = self._steady_timer(1.0, self._check_auto_qos)
         self._engine.start()
         self._publish_label_info()
-        seg = self._engine.segmenter
+
+    def _check_overrides(self) -> None:
+        """Validate the start-up values (``-p``, parameter files) against the schema before rclpy sees them, so
+        that a wrong type or range is one sentence of ours; an integer given for a float parameter is taken."""
+        overrides = getattr(self, "_parameter_overrides", None)
+        if not isinstance(overrides, dict):  # pragma: no cover - rclpy's layout changed: its own checks remain
+            return
+        for spec in PARAMS:
+            given = overrides.get(spec.name)
+            if given is None:
+                continue
+            value = validate(spec.name, given.value)  # ConfigError names the parameter and what it must be
+            if value is not given.value and spec.type is float:
+                overrides[spec.name] = RclpyParameter(spec.name, value=value)
+
+    def _steady_timer(self, period_s: float, callback: Any) -> Any:
+        """A timer on the steady clock, so that it keeps running under use_sim_time when no /clock comes."""
+        try:
+            return self.create_timer(period_s, callback, callback_group=self._timer_group,
+                                     clock=Clock(clock_type=ClockType.STEADY_TIME))
+        except TypeError:  # pragma: no cover - an rclpy whose create_timer takes no clock: ROS time
+            return self.create_timer(period_s, callback, callback_group=self._timer_group)
+
+    def announce_ready(self) -> None:
+        """Log the one line starting with ``READY_MARKER`` (the replay launch waits for it)."""
+        values, seg = self._engine.values, self._engine.segmenter
         self.get_logger().info(
-            f"segmenting {self._image_topic} ({values['input_transport']}, QoS {self._reliability} depth "
-            f"{values['qos.depth']}) with {seg.describe()}; outputs under {self.get_fully_qualified_name()}/")
+            f"{READY_MARKER} segmenting {self._image_topic} ({values['input_transport']}, QoS {self._reliability} "
+            f"depth {values['qos.depth']}) with {seg.describe()}; outputs under {self.get_fully_qualified_name()}/")
 
     # -- inputs ------------------------------------------------------------------------------------------
 
@@ -171,7 +231,7 @@ class SegmentationNode(Node):
         setting, reliability, depth = self._subscribed_with
         if setting != "auto" or self._closing:
             return
-        if choose_reliability("auto", self._offered_reliabilities()) != reliability:
+        if choose_reliability("auto", self._offered_reliabilities()) != reliability and not self._closing:
             self._subscribe()
 
     def _on_image(self, msg: Image) -> None:
@@ -189,18 +249,17 @@ class SegmentationNode(Node):
     # -- outputs -----------------------------------------------------------------------------------------
 
     def _publish(self, output: str, msg: Any) -> None:
-        if self._closing:
-            return
-        try:
-            self._pubs[output].publish(msg)
-        except Exception:  # noqa: BLE001 - the context went away during shutdown (Ctrl-C)
-            if not (self._closing or not rclpy.ok(context=self.context)):
-                raise
+        with self._ros_lock:
+            if not self._closing:
+                self._pubs[output].publish(msg)
 
     def _subscriber_count(self, output: str) -> int:
-        return self._pubs[output].get_subscription_count()
+        with self._ros_lock:
+            return 0 if self._closing else self._pubs[output].get_subscription_count()
 
     def _log(self, level: str, text: str) -> None:
+        if self._closing:  # frames and changes cut short by the stop are not failures
+            return
         # One call site per severity: rclpy refuses to log from one site at several severities.
         if level == "info":
             self.get_logger().info(text)
@@ -213,9 +272,12 @@ class SegmentationNode(Node):
         seg = self._engine.segmenter
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         if LabelInfo is not None:
-            self._label_pub.publish(label_info_message(LabelInfo, VisionClass, header, seg.label_set))
+            msg = label_info_message(LabelInfo, VisionClass, header, seg.label_set)
         else:
-            self._label_pub.publish(String(data=label_info_json(seg.label_set)))
+            msg = String(data=label_info_json(seg.label_set))
+        with self._ros_lock:
+            if not self._closing:
+                self._label_pub.publish(msg)
 
     def _publish_diagnostics(self) -> None:
         if self._closing:
@@ -227,17 +289,44 @@ class SegmentationNode(Node):
         msg = diagnostic_array(_DiagTypes, header, [
             (f"{self.get_fully_qualified_name().lstrip('/')}: segmentation", self._engine.stats.info["device"],
              summary)])
-        self._diag_pub.publish(msg)
+        with self._ros_lock:
+            if not self._closing:
+                self._diag_pub.publish(msg)
 
     # -- parameters ----------------------------------------------------------------------------------------
+
+    def set_parameters(self, parameter_list: list[Any]) -> list[Any]:
+        """As rclpy's (one atomic set per parameter), through :meth:`set_parameters_atomically`."""
+        return [self.set_parameters_atomically([p]) for p in parameter_list]
+
+    def set_parameters_atomically(self, parameter_list: list[Any]) -> Any:
+        """As rclpy's, counting in diagnostics the rejections made before the engine sees the change (type,
+        range, read-only, undeclared name); the engine counts its own."""
+        self._judged.by_engine = False
+        try:
+            result = super().set_parameters_atomically(parameter_list)
+        except ParameterNotDeclaredException as e:
+            self._count_rejection(str(e))
+            raise
+        if not result.successful and not self._judged.by_engine:
+            self._count_rejection(result.reason)
+        return result
+
+    def _count_rejection(self, reason: str) -> None:
+        if not self._closing:
+            self._engine.stats.count("params_rejected")
+            self._log("warn", f"parameter change rejected: {reason}")
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in SPECS}
         if not changes:
             return SetParametersResult(successful=True)
+        if self._closing:
+            return SetParametersResult(successful=False, reason=SHUTTING_DOWN)
         try:
             ok, reason = self._engine.apply(changes)
-            if ok and any(n.startswith("qos.") for n in changes):
+            self._judged.by_engine = True
+            if ok and any(n.startswith("qos.") for n in changes) and not self._closing:
                 self._subscribe()
         except Exception as e:  # noqa: BLE001 - a parameter request must always get an answer
             ok, reason = False, f"{type(e).__name__}: {e}"
@@ -245,9 +334,13 @@ class SegmentationNode(Node):
         return SetParametersResult(successful=ok, reason=reason)
 
     def close(self) -> None:
-        """Stop the worker; no publishing after this."""
-        self._closing = True
-        self._engine.close()
+        """Stop taking frames and parameter changes; no rcl call from the worker after this returns.
+
+        The frame in progress is not waited for (see :func:`main`).
+        """
+        with self._ros_lock:
+            self._closing = True
+        self._engine.close(timeout=0)
 
 
 class _DiagTypes:
@@ -278,37 +371,100 @@ def message_kit() -> Any:
     return MessageKit("rclpy", Image, camera_info, header, serialize_message, deserialize_message)
 
 
+def _init_rclpy(args: list[str] | None) -> None:
+    """rclpy.init without its signal handlers: the node stops in its own order (see the module docstring)."""
+    try:
+        from rclpy.signals import SignalHandlerOptions
+
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except (ImportError, TypeError):  # pragma: no cover - an rclpy without signal_handler_options
+        rclpy.init(args=args)
+
+
+def _spin(executor: Any, stop: StopSignals, failure: list[BaseException]) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except BaseException as e:  # noqa: BLE001 - re-raised by main after the teardown
+        failure.append(e)
+    finally:
+        stop.request()
+
+
+def _teardown(node: SegmentationNode | None, executor: Any, spinner: threading.Thread | None) -> None:
+    """Frames and publications first, then the executor, the node and the context; waits for no frame."""
+    if node is not None:
+        node.close()
+    if executor is not None:
+        executor.shutdown(timeout_sec=5.0)
+    if spinner is not None:
+        spinner.join(5.0)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _exit_when_threads_end(rc: int, stop: StopSignals) -> int:
+    """Returns ``rc`` once no other Python thread runs; if one still does after ``STOP_GRACE_S`` (a frame or a model
+    load in progress, the ROS side already closed), ends the process at once with ``os._exit(rc)``."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    main_thread = threading.main_thread()
+    while any(t is not main_thread and t.is_alive() for t in threading.enumerate()):
+        if time.monotonic() > deadline or stop.hurry.is_set():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+        time.sleep(0.02)
+    return rc
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``ros2 run seg_ros segmentation_node`` and ``python -m seg_ros.ros.node``.
 
-    Exits 0 on Ctrl-C / SIGTERM, 2 (after one sentence on stderr) when the start-up parameters or the
-    model are unusable.
+    Exits 0 on SIGINT / SIGTERM at any moment (once or repeatedly), 2 (after one sentence on stderr) when
+    the start-up arguments, parameters or the model are unusable.
     """
-    rclpy.init(args=args)
-    node = executor = None
+    stop = PROCESS_STOP
+    if not stop.installed:  # main() reached through another entry point than the node's own
+        stop.install()
+        exit_with_parent(stop)
+    if stop.requested.is_set():  # stopped while importing: nothing to tear down
+        return 0
+    use_default_profile()  # bounds Fast DDS's receive buffers (docs/soak.md); read when rclpy creates the participant
+    try:
+        _init_rclpy(args)
+    except RCLError as e:  # e.g. a malformed --ros-args rule
+        print(f"{NODE_NAME}: error: {_first_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    stop.install()  # again: an rclpy that installs its own handlers in init replaced ours
+    node = executor = spinner = None
+    failure: list[BaseException] = []
     rc = 0
     try:
         node = SegmentationNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except SegRosError as e:
-        print(f"{NODE_NAME}: error: {e}", file=sys.stderr)
-        rc = EXIT_USER_ERROR
-    except ParameterException as e:  # e.g. -p overlay_alpha:=2.0 outside its range
-        print(f"{NODE_NAME}: error: {e}", file=sys.stderr)
+        if not stop.requested.is_set():
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            spinner = threading.Thread(target=_spin, args=(executor, stop, failure), name="seg_ros-executor",
+                                       daemon=True)
+            spinner.start()
+            node.announce_ready()
+            stop.wait()
+    except (SegRosError, ParameterException, NameValidationException, RCLError) as e:
+        # e.g. -p overlay_alpha:=2.0 outside its range, a wrong type, an invalid node name
+        print(f"{NODE_NAME}: error: {_first_line(e)}", file=sys.stderr)
         rc = EXIT_USER_ERROR
     finally:
-        if node is not None:
-            node.close()
-        if executor is not None:
-            executor.shutdown(timeout_sec=5.0)  # let its threads leave rcl before the interpreter ends
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
+        _teardown(node, executor, spinner)
+    if failure:
+        raise failure[0]
+    return _exit_when_threads_end(rc, stop)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from seg_ros.crf import LIMITS as CRF_LIMITS
 from seg_ros.crf import METHODS as CRF_METHODS
 from seg_ros.crf import CRFConfig
 from seg_ros.errors import ConfigError
+from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 from seg_ros.modelfile import DEFAULT_MODEL
 from seg_ros.pipeline import parse_resolution
 from seg_ros.runtime import BACKENDS
@@ -68,6 +69,17 @@ def _reference_size(value: int) -> int:
     return value
 
 
+MIN_RATE_HZ = 0.01
+"""The lowest non-zero max_rate_hz: one frame per 100 s."""
+
+
+def _max_rate(value: float) -> float:
+    if 0 < value < MIN_RATE_HZ:
+        raise ConfigError(f"max_rate_hz must be 0 (unlimited) or at least {MIN_RATE_HZ} (one frame per 100 s), "
+                          f"not {value!r}.")
+    return value
+
+
 def _model(value: str) -> str:
     if not value.strip():
         raise ConfigError("model must name a shipped model or a model file, not an empty string.")
@@ -90,7 +102,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               reload=True),
     ParamSpec("runtime.calibration", "", "int8: a bag or image folder of typical frames to calibrate on.",
               reload=True),
-    ParamSpec("runtime.calibration_frames", 64, "int8: at most this many calibration frames.", range=(1, 10000),
+    ParamSpec("runtime.calibration_frames", 64, "int8: at most this many calibration frames.", range=(1, 1000),
               reload=True),
     ParamSpec("runtime.calibration_topic", "", "int8: image topic of the calibration bag; empty = its only one.",
               reload=True),
@@ -115,8 +127,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("qos.reliability", "best_effort", "Input QoS reliability; auto matches the publisher.",
               choices=("best_effort", "reliable", "auto")),
     ParamSpec("qos.depth", 1, "Input QoS history depth.", range=(1, 100)),
-    ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0 = unlimited.",
-              range=(0.0, 1000.0)),
+    ParamSpec("max_pixels", DEFAULT_MAX_PIXELS, "Largest input frame (height x width, as the message or its "
+              "JPEG/PNG header declares it) decoded; larger ones are dropped as bad frames before any allocation.",
+              range=(1, MAX_PIXELS_LIMIT)),
+    ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0 = unlimited, else at least 0.01.",
+              range=(0.0, 1000.0), check=_max_rate),
     ParamSpec("crf.enabled", False, "Refine the network output with a dense CRF (see README \"Dense CRF\")."),
     ParamSpec("crf.method", "fast", "exact: pydensecrf2 on the CPU; fast: PyTorch on the pipeline's device; auto: "
               "fast on CUDA, on the CPU exact when pydensecrf2 is installed.", choices=CRF_METHODS),
@@ -167,10 +182,16 @@ def validate(name: str, value: Any) -> Any:
     if spec.choices is not None and value not in spec.choices:
         raise ConfigError(f"parameter {name} must be one of {', '.join(spec.choices)}, not {value!r}.")
     if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
-        raise ConfigError(f"parameter {name} must lie in [{spec.range[0]:g}, {spec.range[1]:g}], not {value!r}.")
+        raise ConfigError(f"parameter {name} must lie in [{_number(spec.range[0])}, {_number(spec.range[1])}], "
+                          f"not {value!r}.")
     if spec.check is not None:
         value = spec.check(value)
     return value
+
+
+def _number(v: float) -> str:
+    """A range bound as written: integers in full (``268435456``, not ``2.68435e+08``), floats shortest."""
+    return str(v) if isinstance(v, int) else f"{v:g}"
 
 
 def validate_all(values: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +208,14 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
     Nested mappings flatten to dotted names (``crf: {enabled: true}`` → ``crf.enabled``). Sections for
     ``/**`` and for ``node_name`` (with or without namespace) are merged, the node's own last.
     """
+    from seg_ros.errors import InputError
+    from seg_ros.paths import require_file
+
     p = Path(path)
+    try:
+        require_file(p, "parameter file")  # by its type: reading a FIFO or a device would block or never end
+    except InputError as e:
+        raise ConfigError(str(e)) from None
     try:
         doc = yaml.safe_load(p.read_text())
     except OSError as e:
@@ -277,7 +305,7 @@ def markdown_table() -> str:
         if p.choices:
             values = " / ".join(f"`{c}`" for c in p.choices)
         elif p.range is not None:
-            values = f"{p.range[0]:g} … {p.range[1]:g}"
+            values = f"{_number(p.range[0])} … {_number(p.range[1])}"
         else:
             values = ""
         runtime = "read-only" if p.read_only else "rebuilds the pipeline" if p.reload else "next frame"

@@ -8,7 +8,10 @@ parameter changes (cheap ones, a pipeline rebuild, a rejected value) and
 subscribers to the lazy outputs come and go. It checks that every frame was
 processed, dropped or counted as bad, that no exception escaped, that each
 output carries the header of the frame it came from, and samples the resident
-memory. ``seg-ros soak`` runs it from the command line.
+memory. With ``max_size`` every frame has a different random size, which
+measures the pipeline's own memory under changing sizes with no middleware in
+the way (``seg_ros.ros.flood`` floods the real node through DDS). ``seg-ros
+soak`` runs it from the command line.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from seg_ros.modelfile import DEFAULT_MODEL
 from seg_ros.ros.engine import SegmentationEngine
+from seg_ros.ros.flood import size_schedule
 from seg_ros.ros.messages import encode_rgb
 from seg_ros.synthetic import generate_scene
 
@@ -63,6 +67,8 @@ class SoakReport:
     rss_growth_pct: float | None
     rss_samples_mb: list[tuple[int, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    rss_mb_start: float | None = None
+    rss_mb_peak: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +91,7 @@ def run_soak(
     bad_every: int = 97,
     device: str = "cpu",
     seed: int = 0,
+    max_size: tuple[int, int] | None = None,
     progress: Callable[[int, SoakReport], None] | None = None,
 ) -> SoakReport:
     """Push ``frames`` frames of ``size`` through an engine every ``interval_s`` seconds; see the module docstring.
@@ -92,6 +99,8 @@ def run_soak(
     Every ``change_every`` frames one parameter change is applied (cycling through overlay_alpha,
     confidence_encoding, publish.color, max_rate_hz, a rejected resolution and a pipeline rebuild
     alternating between ``resolutions``); every ``bad_every``-th frame has an unknown encoding.
+    With ``max_size`` (H, W), frames cycle through 64 random even sizes from 32x32 up to it, no two
+    consecutive ones equal, instead of all being ``size``.
     """
     ts = get_typestore(Stores.ROS2_KILTED)
     image_cls = ts.types["sensor_msgs/msg/Image"]
@@ -101,8 +110,11 @@ def run_soak(
 
     # A pool of real frames in several encodings, each CDR round-tripped once like a received message.
     pool = []
-    for i, enc in enumerate(ENCODINGS):
-        f = encode_rgb(generate_scene(seed + i, size).image, enc)
+    sizes = [size] * len(ENCODINGS)
+    if max_size is not None:  # even sizes: YUV 4:2:2 and Bayer need them
+        sizes = [(h & ~1, w & ~1) for h, w in size_schedule(64, max_size, (32, 32), seed=seed)]
+    for i, hw in enumerate(sizes):
+        f = encode_rgb(generate_scene(seed + i, hw).image, ENCODINGS[i % len(ENCODINGS)])
         msg = image_cls(header=header_cls(stamp=time_cls(sec=0, nanosec=0), frame_id=""), height=f.height,
                         width=f.width, encoding=f.encoding, is_bigendian=0, step=f.step, data=f.data.copy())
         pool.append(ts.deserialize_cdr(ts.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__))
@@ -119,7 +131,7 @@ def run_soak(
             published[output] = published.get(output, 0) + 1
             if (not 0 <= index < frames or msg.header.frame_id != f"camera_{index % 3}") and len(problems) < 20:
                 problems.append(f"{output} message has a header that no submitted frame had: {key}")
-            if (msg.height, msg.width) != size and len(problems) < 20:
+            if 0 <= index < frames and (msg.height, msg.width) != sizes[index % len(pool)] and len(problems) < 20:
                 problems.append(f"{output} message is {msg.width}x{msg.height}, not the input's size")
 
     engine = SegmentationEngine(
@@ -200,18 +212,20 @@ def _report(engine: SegmentationEngine, frames: int, t_start: float, published: 
         dropped=c.dropped, bad_frames=counts["bad_frames"], errors=counts["errors"], published=dict(published),
         param_changes=n_changes, params_rejected=counts["params_rejected"], reloads=counts["reloads"],
         rss_mb_at_1000=at_1000, rss_mb_end=end, rss_growth_pct=growth, rss_samples_mb=list(rss_samples),
-        problems=list(problems))
+        problems=list(problems), rss_mb_start=rss_samples[0][1] if rss_samples else None,
+        rss_mb_peak=max(mb for _, mb in rss_samples) if rss_samples else None)
 
 
 def format_report(r: SoakReport) -> str:
-    growth = f"{r.rss_growth_pct:+.2f}%" if r.rss_growth_pct is not None else "n/a (fewer than 1,000 frames)"
-    at = f"{r.rss_mb_at_1000:.1f} MB" if r.rss_mb_at_1000 is not None else "n/a"
+    growth = (f"{r.rss_growth_pct:+.2f}% since frame 1,000 ({r.rss_mb_at_1000:.1f} MB)"
+              if r.rss_growth_pct is not None else "growth n/a (fewer than 1,000 frames)")
     lines = [
         f"{r.frames} frames in {r.seconds:.1f} s: {r.processed} processed, {r.dropped} dropped (newest-frame only), "
         f"{r.bad_frames} bad, {r.errors} errors",
         f"{r.param_changes} parameter changes: {r.reloads} pipeline rebuilds, {r.params_rejected} rejected as expected",
         "published: " + ", ".join(f"{k} {v}" for k, v in sorted(r.published.items())),
-        f"resident memory: {at} at frame 1,000, {r.rss_mb_end:.1f} MB at the end ({growth})",
+        f"resident memory: start {r.rss_mb_start or 0:.1f} MB, peak {r.rss_mb_peak or 0:.1f} MB, "
+        f"end {r.rss_mb_end:.1f} MB; {growth}",
         "OK: every frame processed or counted, headers preserved, no exception" if r.ok
         else "PROBLEMS:\n  " + "\n  ".join(r.problems),
     ]

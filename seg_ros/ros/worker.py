@@ -13,6 +13,7 @@ Bookkeeping invariant, at any moment::
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+MAX_WAIT_S = 0.5
+"""The worker never sleeps longer than this in one go, so a stop or a rate change is seen promptly even if
+a notification were missed."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ class FrameWorker(Generic[T]):
     ) -> None:
         self._process = process
         self._on_error = on_error
+        self._wake = threading.Condition()
+        self._min_interval = 0.0
         self.min_interval_s = min_interval_s
         self._slot: LatestSlot[T] = LatestSlot()
         self._stop = threading.Event()
@@ -148,9 +155,12 @@ class FrameWorker(Generic[T]):
 
     @min_interval_s.setter
     def min_interval_s(self, value: float) -> None:
-        if not value >= 0.0:
-            raise ValueError(f"min_interval_s must be >= 0, not {value!r}.")
-        self._min_interval = float(value)
+        """Applies at once: a worker waiting out the old interval re-reads it."""
+        if not 0.0 <= value < math.inf:
+            raise ValueError(f"min_interval_s must be finite and >= 0, not {value!r}.")
+        with self._wake:
+            self._min_interval = float(value)
+            self._wake.notify_all()
 
     def counts(self) -> WorkerCounts:
         return self._slot.counts()
@@ -166,35 +176,46 @@ class FrameWorker(Generic[T]):
     def stop(self, timeout: float | None = 5.0) -> bool:
         """Stop the thread after the item being processed; a stored item is counted as dropped.
 
-        Returns False when the thread was still busy after ``timeout`` seconds (it is a daemon thread,
-        so it does not keep the process alive).
+        Returns False when the thread was still busy after ``timeout`` seconds (0: do not wait; it is a
+        daemon thread, so it does not keep the process alive).
         """
         self._stop.set()
         self._slot.close()
-        if self._thread.ident is not None:
+        with self._wake:
+            self._wake.notify_all()
+        if self._thread.ident is not None and timeout != 0:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        next_start = 0.0
-        while not self._stop.is_set():
-            wait = next_start - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                break
-            ok, item = self._slot.take(timeout=0.5)
+        last_start: float | None = None
+        while self._wait_interval(last_start):
+            ok, item = self._slot.take(timeout=MAX_WAIT_S)
             if not ok:
                 continue
-            start = time.monotonic()
-            try:
-                self._process(item)  # type: ignore[arg-type]
-            except BaseException as e:  # noqa: BLE001 - the worker must survive anything a frame does
-                if self._on_error is not None:
-                    try:
-                        self._on_error(e, item)  # type: ignore[arg-type]
-                    except Exception:  # noqa: BLE001 - a failing error reporter must not stop the worker
-                        pass
-                self._slot.done(False)
-            else:
-                self._slot.done(True)
-            if self._min_interval > 0:
-                next_start = start + self._min_interval
+            last_start = time.monotonic()
+            self._slot.done(self._call(item))  # type: ignore[arg-type]
+
+    def _wait_interval(self, last_start: float | None) -> bool:
+        """Wait until ``min_interval_s`` after ``last_start`` (monotonic s), re-reading the interval whenever it
+        changes; False once stopped."""
+        with self._wake:
+            while not self._stop.is_set():
+                left = -1.0 if last_start is None else last_start + self._min_interval - time.monotonic()
+                if left <= 0:
+                    return True
+                self._wake.wait(min(left, MAX_WAIT_S))
+        return False
+
+    def _call(self, item: T) -> bool:
+        """``process(item)``; True on success. Nothing that it or ``on_error`` raises leaves this function."""
+        try:
+            self._process(item)
+            return True
+        except BaseException as e:  # noqa: BLE001 - the worker must survive anything a frame does
+            if self._on_error is not None:
+                try:
+                    self._on_error(e, item)
+                except BaseException:  # noqa: BLE001 - nor may a failing error reporter stop it
+                    pass
+            return False

@@ -30,6 +30,7 @@ from seg_ros.runtime.base import (
     default_cache_dir,
     resolve_device,
 )
+from seg_ros.runtime.cache_entry import CacheDirError
 from seg_ros.runtime.ort_backend import OrtBackend
 from seg_ros.runtime.tensorrt_backend import TensorRTBackend
 from seg_ros.runtime.torch_backend import TorchBackend
@@ -133,6 +134,6 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
             name = alt
 
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "PRECISIONS", "Backend", "BackendUnavailableError", "ModelSource",
+__all__ = ["AUTO_ORDER", "BACKENDS", "PRECISIONS", "Backend", "BackendUnavailableError", "CacheDirError", "ModelSource",
            "OrtBackend", "RuntimeOptions", "TensorRTBackend", "TorchBackend", "can_run", "choose_backend",
            "create_backend", "default_cache_dir", "resolve_device"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from seg_ros.errors import ConfigError
+from seg_ros.runtime.cache_entry import default_cache_dir
 
 if TYPE_CHECKING:
     from seg_ros.modelfile import ModelMeta
@@ -63,14 +63,6 @@ class RuntimeOptions:
 
     def cache_root(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
-
-
-def default_cache_dir() -> Path:
-    """``$SEG_ROS_CACHE_DIR``, else ``$XDG_CACHE_HOME/seg_ros``, else ``~/.cache/seg_ros``."""
-    env = os.environ.get("SEG_ROS_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seg_ros"
 
 
 @dataclass

@@ -4,27 +4,24 @@ Layout, one folder per engine under ``<cache>/tensorrt``::
 
     <cache>/tensorrt/<model stem>-<precision>-<N>x<C>x<H>x<W>-<key>/
         engine.plan         the serialized engine
-        fingerprint.json    the fingerprint fields, its key, the plan's size and SHA-256 (written last)
-    <cache>/tensorrt/calibration/<onnx sha[:16]>-<calibration sha[:16]>-<shape>.cache
+        fingerprint.json    its manifest: the fingerprint fields (the source), the plan's size and SHA-256
+    <cache>/tensorrt/calibration/<onnx sha[:16]>-<calibration sha[:16]>-<shape>.cache (+ .manifest.json)
 
 ``key`` is the SHA-256 of the fingerprint (ONNX SHA-256, TensorRT version, GPU name and compute capability,
-precision, input shape, calibration data hash). Both files are written through a temporary file and a
-rename, the fingerprint last, so an entry either verifies or is absent. Loading checks the fingerprint and
-the plan's size and SHA-256; a stale or corrupt entry is logged, removed and rebuilt, never a crash.
+precision, input shape, calibration data hash). Entries are :class:`~seg_ros.runtime.cache_entry.CacheEntry`
+objects: written through a temporary file and a rename, the manifest last, and verified on load (source and
+content hash); a stale or corrupt entry is logged, removed and rebuilt, never a crash.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seg_ros.outputs import atomic_path
+from seg_ros.runtime.cache_entry import CacheEntry, ensure_cache_dir, sha256_json
 
 log = logging.getLogger("seg_ros.runtime")
 
@@ -54,7 +51,7 @@ class EngineFingerprint:
         return d
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:24]
+        return sha256_json(self.fields())[:24]
 
     def dirname(self) -> str:
         shape = "x".join(str(v) for v in self.input_shape)
@@ -71,65 +68,47 @@ class EngineCache:
     def entry(self, fp: EngineFingerprint) -> Path:
         return self.root / fp.dirname()
 
-    def calibration_cache(self, fp: EngineFingerprint) -> Path:
+    def _entry(self, fp: EngineFingerprint) -> CacheEntry:
+        d = self.entry(fp)
+        return CacheEntry(d / PLAN, d / FINGERPRINT, fp.fields(), "TensorRT engine", self._log)
+
+    def calibration_cache(self, fp: EngineFingerprint) -> CacheEntry:
+        """The int8 calibration table for ``fp``'s ONNX model, calibration frames and input shape."""
         shape = "x".join(str(v) for v in fp.input_shape)
-        return self.root / "calibration" / f"{fp.onnx_sha256[:16]}-{fp.calibration_sha256[:16]}-{shape}.cache"
+        content = self.root / "calibration" / f"{fp.onnx_sha256[:16]}-{fp.calibration_sha256[:16]}-{shape}.cache"
+        source = {"onnx_sha256": fp.onnx_sha256, "calibration_sha256": fp.calibration_sha256,
+                  "input_shape": list(fp.input_shape)}
+        return CacheEntry.beside(content, source, "TensorRT calibration table", self._log)
 
     def load(self, fp: EngineFingerprint) -> bytes | None:
         """The verified plan for ``fp``, or None (absent; or stale / corrupt, which is logged and removed)."""
-        d = self.entry(fp)
-        if not d.exists():
-            return None
-        problem = self._verify(d, fp)
-        if isinstance(problem, bytes):
-            return problem
-        self.invalidate(fp, problem)
-        return None
-
-    def _verify(self, d: Path, fp: EngineFingerprint) -> bytes | str:
-        try:
-            rec = json.loads((d / FINGERPRINT).read_text())
-        except FileNotFoundError:
-            return "its fingerprint.json is missing (an interrupted build)"
-        except (OSError, ValueError) as e:
-            return f"its fingerprint.json is unreadable ({e})"
-        if not isinstance(rec, dict) or rec.get("fingerprint") != fp.fields() or rec.get("key") != fp.key():
-            return "its fingerprint does not match (stale)"
-        try:
-            plan = (d / PLAN).read_bytes()
-        except OSError as e:
-            return f"its engine.plan cannot be read ({e.strerror or e})"
-        if len(plan) != rec.get("plan_bytes") or hashlib.sha256(plan).hexdigest() != rec.get("plan_sha256"):
-            return "its engine.plan does not match the recorded size and SHA-256 (corrupt)"
-        return plan
+        return self._entry(fp).load_bytes()
 
     def store(self, fp: EngineFingerprint, plan: bytes, build_seconds: float | None = None) -> Path:
-        """Write ``plan`` for ``fp`` atomically (plan first, then the fingerprint that validates it)."""
+        """Write ``plan`` for ``fp`` atomically (plan first, then the manifest that validates it)."""
         if not plan:
             raise ValueError("refusing to cache an empty engine")
-        d = self.entry(fp)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / FINGERPRINT).unlink(missing_ok=True)
-        with atomic_path(d / PLAN) as tmp:
-            tmp.write_bytes(plan)
-        rec = {"fingerprint": fp.fields(), "key": fp.key(), "plan_bytes": len(plan),
-               "plan_sha256": hashlib.sha256(plan).hexdigest(), "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "build_seconds": build_seconds}
-        with atomic_path(d / FINGERPRINT) as tmp:
-            tmp.write_text(json.dumps(rec, indent=2, sort_keys=True))
-        return d
+        self._entry(fp).store_bytes(plan, key=fp.key(), build_seconds=build_seconds)
+        return self.entry(fp)
 
     def invalidate(self, fp: EngineFingerprint, reason: str) -> None:
-        d = self.entry(fp)
-        self._log(f"TensorRT engine cache entry {d} is unusable: {reason}; rebuilding it.")
-        shutil.rmtree(d, ignore_errors=True)
+        entry = self._entry(fp)
+        entry.invalidate(reason)
+        try:
+            entry.content.parent.rmdir()
+        except OSError:
+            pass
 
     def get_or_build(self, fp: EngineFingerprint, build: Callable[[], bytes]) -> tuple[bytes, bool]:
-        """The cached plan, or ``build()``'s (then cached). Returns (plan, built_now)."""
+        """The cached plan, or ``build()``'s (then cached). Returns (plan, built_now).
+
+        The cache folder is checked before building, so an unusable cache is reported before minutes of work.
+        """
         plan = self.load(fp)
         if plan is not None:
             return plan, False
+        ensure_cache_dir(self.root)
         t0 = time.perf_counter()
         plan = build()
-        self.store(fp, plan, time.perf_counter() - t0)
+        self.store(fp, plan, round(time.perf_counter() - t0, 3))
         return plan, True

@@ -10,7 +10,6 @@ argmax agreement ≥ :data:`MIN_AGREEMENT`, or nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -26,6 +25,7 @@ import torch
 from seg_ros.errors import SegRosError
 from seg_ros.modelfile import file_sha256, load_model, resolve_model
 from seg_ros.outputs import atomic_path
+from seg_ros.runtime.cache_entry import CacheEntry, sha256_json
 from seg_ros.runtime.onnx_model import SIDECAR_KEY, OnnxModel, load_onnx_model, sidecar_for
 
 OPSET = 18
@@ -88,23 +88,47 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, size: tuple[in
     return report
 
 
+def export_source(model_path: Path) -> dict:
+    """What a cached export of ``model_path`` is made from (its cache key and manifest source)."""
+    return {"model_sha256": file_sha256(model_path), "torch": torch.__version__, "opset": OPSET,
+            "height_width": "dynamic"}
+
+
 def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
     """The dynamic-H×W ONNX export of a model file, from ``cache_root/onnx`` or exported (checked) into it.
 
-    Keyed by the model file's SHA-256, the torch version and the opset, so a changed model file or a new
-    torch exports anew; an unreadable cached file is exported again with a log line.
+    Keyed by :func:`export_source` (the model file's SHA-256, the torch version, the opset), so a changed
+    model file or a new torch exports anew. A cached file is used only if its manifest verifies (see
+    :mod:`seg_ros.runtime.cache_entry`) and its embedded description names this model file's SHA-256;
+    otherwise it is exported again with a log line naming the entry and the reason.
     """
     path = Path(model_path)
-    key = hashlib.sha256(json.dumps([file_sha256(path), torch.__version__, OPSET]).encode()).hexdigest()[:16]
-    target = cache_root / "onnx" / f"{path.stem}-{key}.onnx"
-    if target.is_file():
-        try:
-            return load_onnx_model(target)
-        except SegRosError as e:
-            log.warning("cached ONNX export %s is unusable (%s); exporting again", target, e)
-    log.info("exporting %s to ONNX (%s)", path.name, target)
-    export_onnx(path, target, dynamic=True)
-    return load_onnx_model(target)
+    source = export_source(path)
+    entry = CacheEntry.beside(cache_root / "onnx" / f"{path.stem}-{sha256_json(source)[:16]}.onnx", source,
+                              "ONNX export")
+    model = _load_cached(entry, source["model_sha256"])
+    if model is None:
+        log.info("exporting %s to ONNX (%s)", path.name, entry.content)
+        entry.store(lambda tmp: export_onnx(path, tmp, dynamic=True))
+        model = load_onnx_model(entry.content)
+    return model
+
+
+def _load_cached(entry: CacheEntry, model_sha256: str) -> OnnxModel | None:
+    """The verified cached export, or None (absent, or unusable: logged and removed)."""
+    if entry.load() is None:
+        return None
+    try:
+        model = load_onnx_model(entry.content)
+    except SegRosError as e:
+        entry.invalidate(str(e).rstrip("."))
+        return None
+    recorded = model.meta.provenance.get("model_sha256")
+    if recorded != model_sha256:
+        entry.invalidate(f"it was exported from another model file (SHA-256 {str(recorded)[:12]}…, "
+                         f"not {model_sha256[:12]}…)")
+        return None
+    return model
 
 
 def _export_bytes(module: torch.nn.Module, size: tuple[int, int], dynamic: bool, opset: int) -> bytes:

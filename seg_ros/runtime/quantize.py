@@ -1,21 +1,21 @@
 """int8 on the CPU: ONNX Runtime static quantization (QDQ), calibrated on camera frames.
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8, asymmetric)
-from MinMax ranges over the calibration frames. The result is cached under ``cache_root/int8`` keyed by
-the fp32 ONNX file's SHA-256, the calibration data hash and the ONNX Runtime version.
+from MinMax ranges over the calibration frames. The result is a verified cache entry under
+``cache_root/int8`` (see :mod:`seg_ros.runtime.cache_entry`) keyed by the fp32 ONNX file's SHA-256, the
+calibration data hash, the ONNX Runtime version and the recipe; a truncated or altered entry is logged and
+quantized again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tempfile
 import time
 from pathlib import Path
 
 from seg_ros.errors import SegRosError
-from seg_ros.outputs import atomic_path
+from seg_ros.runtime.cache_entry import CacheEntry, sha256_json
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
 from seg_ros.runtime.onnx_model import OnnxModel
 
@@ -26,19 +26,28 @@ class QuantizationError(SegRosError):
     """Static quantization of an ONNX model failed."""
 
 
-def quantized_path(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> Path:
+RECIPE = "qdq-u8s8-minmax-pc"
+"""QDQ format, uint8 activations, int8 per-channel weights, MinMax calibration (part of the cache key)."""
+
+
+def int8_entry(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> CacheEntry:
+    """The cache entry of ``model`` quantized on ``calib`` (not read or made here)."""
     import onnxruntime as ort
 
-    key = hashlib.sha256(json.dumps([model.sha256, calib.sha256, ort.__version__, "qdq-u8s8-minmax-pc"])
-                         .encode()).hexdigest()[:16]
-    return cache_root / "int8" / f"{model.path.stem}-{key}.onnx"
+    source = {"onnx_sha256": model.sha256, "calibration_sha256": calib.sha256, "onnxruntime": ort.__version__,
+              "recipe": RECIPE}
+    return CacheEntry.beside(cache_root / "int8" / f"{model.path.stem}-{sha256_json(source)[:16]}.onnx", source,
+                             "int8 model")
 
 
 def quantize_int8(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> Path:
     """The QDQ int8 version of ``model`` calibrated on ``calib``, from the cache or made now."""
-    target = quantized_path(model, calib, cache_root)
-    if target.is_file():
-        return target
+    path, _ = int8_entry(model, calib, cache_root).get_or_build(lambda out: _quantize(model, calib, out))
+    return path
+
+
+def _quantize(model: OnnxModel, calib: CalibrationSet, out: Path) -> None:
+    """Write the QDQ int8 model of ``model`` calibrated on ``calib`` to ``out``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -68,14 +77,13 @@ def quantize_int8(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> 
         pre = Path(tmp) / "pre.onnx"
         try:
             quant_pre_process(str(model.path), str(pre), skip_symbolic_shape=True)
-            with atomic_path(target) as out:
-                quantize_static(str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                                calibrate_method=CalibrationMethod.MinMax,
-                                extra_options={"CalibTensorRangeSymmetric": False})
+            quantize_static(str(pre), str(out), _Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"CalibTensorRangeSymmetric": False})
         except SegRosError:
             raise
         except Exception as e:
-            raise QuantizationError(f"int8 quantization of {model.path} failed ({str(e).splitlines()[0]}).") from e
-    log.info("int8 model written to %s in %.1f s", target, time.perf_counter() - t0)
-    return target
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise QuantizationError(f"int8 quantization of {model.path} failed ({why}).") from e
+    log.info("int8 model of %s made in %.1f s", model.path.name, time.perf_counter() - t0)

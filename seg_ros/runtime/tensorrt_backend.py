@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import torch
 
-from seg_ros.errors import ConfigError
+from seg_ros.errors import ConfigError, SegRosError
 from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
+from seg_ros.runtime.cache_entry import CacheEntry
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
 from seg_ros.runtime.engine_cache import EngineCache, EngineFingerprint
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
@@ -98,16 +98,17 @@ def decide_shape(x_shape: tuple[int, ...], built: set[tuple[int, int, int, int]]
 
 
 class CalibrationFeed:
-    """What TensorRT's entropy calibrator asks for: fixed-size device batches and a calibration cache file.
+    """What TensorRT's entropy calibrator asks for: fixed-size device batches and a calibration table cache.
 
     ``next_pointers()`` copies the next host batch into one reused device tensor and returns its address
-    (a list with one int, as ``get_batch`` wants), or None when the frames are used up.
+    (a list with one int, as ``get_batch`` wants), or None when the frames are used up. The table lives in a
+    verified cache entry: one that fails verification is logged and removed, and TensorRT calibrates anew.
     """
 
-    def __init__(self, calib: CalibrationSet, batch: int, device: torch.device, cache_file: Path):
+    def __init__(self, calib: CalibrationSet, batch: int, device: torch.device, cache: CacheEntry):
         self.feeder = BatchFeeder(calib.data, batch)
         self.device = device
-        self.cache_file = cache_file
+        self.cache = cache
         self.batch = batch
         self._buf = torch.empty(tuple((batch, *calib.data.shape[1:])), dtype=torch.float32, device=device)
         self.fed = 0
@@ -126,18 +127,20 @@ class CalibrationFeed:
     def current(self) -> torch.Tensor:
         return self._buf
 
+    # These run inside TensorRT's calibrator callbacks, where an exception cannot reach the caller: the table
+    # only saves calibration time, so a cache that cannot be used is logged and calibration goes on without it.
     def read_cache(self) -> bytes | None:
         try:
-            data = self.cache_file.read_bytes()
-        except OSError:
+            return self.cache.load_bytes() or None
+        except SegRosError as e:
+            log.warning("%s; calibrating without the cached table.", str(e).rstrip("."))
             return None
-        return data or None
 
     def write_cache(self, data: bytes | memoryview) -> None:
-        from seg_ros.outputs import atomic_path
-
-        with atomic_path(self.cache_file) as tmp:
-            tmp.write_bytes(bytes(data))
+        try:
+            self.cache.store_bytes(bytes(data))
+        except SegRosError as e:
+            log.warning("%s; the calibration table is not cached.", str(e).rstrip("."))
 
 
 def _make_calibrator(trt, feed: CalibrationFeed):

@@ -1,0 +1,126 @@
+"""Checks of the paths a command reads and writes, made before any work starts.
+
+Inputs must be what they claim to be: a regular file or a folder. A FIFO, a
+device or a socket is refused before it is opened (reading one can block
+forever or never end). Outputs are checked by creating and removing a probe
+file where they will be written, which is the only test that holds for every
+reason a path can be unwritable (permissions, a read-only file system, a file
+where a folder is needed, /proc).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from seg_ros.errors import InputError
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _stat(path: Path, what: str) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist.") from None
+    except OSError as e:
+        raise InputError(f"{what} {path} cannot be read ({e.strerror}).") from None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def require_file(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` as a Path; InputError unless it is an existing regular file (a link to one counts)."""
+    p = Path(path)
+    mode = _stat(p, what).st_mode
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what} {p} is {_kind(mode)}, not a regular file; give a file.")
+    return p
+
+
+def require_dir(path: str | os.PathLike, what: str = "folder") -> Path:
+    """``path`` as a Path; InputError unless it is an existing folder."""
+    p = Path(path)
+    mode = _stat(p, what).st_mode
+    if not stat.S_ISDIR(mode):
+        raise InputError(f"{what} {p} is {_kind(mode) if not stat.S_ISREG(mode) else 'a file'}, not a folder.")
+    return p
+
+
+def require_file_or_dir(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` as a Path; InputError unless it is an existing regular file or folder."""
+    p = Path(path)
+    mode = _stat(p, what).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(f"{what} {p} is {_kind(mode)}; give a regular file or a folder.")
+    return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    p = Path(os.path.abspath(p))
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _probe_writable(folder: Path, target: Path, what: str) -> None:
+    """Create and remove a file in ``folder``; InputError naming ``target`` when that fails."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".seg-ros-probe-", dir=folder)
+    except OSError as e:
+        raise InputError(f"{what} {target} cannot be written: creating a file in {folder} fails "
+                         f"({e.strerror}); choose another path.") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_creatable(folder: Path, target: Path, what: str) -> None:
+    """InputError unless ``folder`` is a writable folder or can be created as one (``target`` names the output)."""
+    base = _nearest_existing(folder)
+    try:
+        mode = base.stat().st_mode
+    except OSError as e:  # a dangling link
+        raise InputError(f"{what} {target} cannot be written ({e.strerror}: {base}); choose another path.") from None
+    if not stat.S_ISDIR(mode):
+        kind = "a file" if stat.S_ISREG(mode) else _kind(mode)
+        if base == Path(os.path.abspath(target)):
+            raise InputError(f"{what} {target} is {kind}, not a folder; choose another path.")
+        raise InputError(f"{what} {target} cannot be written: {base} is {kind}, not a folder; "
+                         "choose another path.")
+    _probe_writable(base, target, what)
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` as a Path; InputError unless it is a folder, or can be created as one, that this process can write.
+
+    Nothing is left behind: a folder that does not exist yet is not created.
+    """
+    p = Path(path)
+    check_creatable(p, p, what)
+    return p
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """``path`` as a Path; InputError unless a regular file can be written (or replaced) there.
+
+    Nothing is left behind: the file and missing parent folders are not created.
+    """
+    p = Path(path)
+    if p.name in ("", ".", ".."):
+        raise InputError(f"{what} {p} names a folder, not a file; give a file name.")
+    if os.path.lexists(p):
+        try:
+            mode = p.stat().st_mode
+        except OSError as e:
+            raise InputError(f"{what} {p} cannot be written ({e.strerror}); choose another path.") from None
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{what} {p} is {_kind(mode)}, not a regular file; choose another path.")
+    check_creatable(p.parent, p, what)
+    return p

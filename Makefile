@@ -2,13 +2,14 @@
 # the interpreter (e.g. PYTHON=/usr/bin/python3, a robot's system Python):
 #   make demo   segment a synthetic drive with the shipped model -> demo_out/
 #   make test   the whole test suite (and ruff)
+#   make test-fast   ruff and the tests not marked slow or ros (setup.cfg), for the edit-test loop
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ROS_STAMP := $(VENV)/.ros-test-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): setup.py setup.cfg pyproject.toml package.xml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,19 @@ $(ROS_STAMP): $(STAMP) requirements-ros-test.txt
 test: $(STAMP) $(ROS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not ros"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The README's picture: the demo's contact sheet, 1200 px wide in 256 colours (about 250 KB).
+docs/demo_contact_sheet.png: demo
+	$(BIN)/python -c "import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('RGB'); \
+	im.resize((1200, round(im.height * 1200 / im.width)), Image.LANCZOS).quantize(256, dither=0).save(sys.argv[2], optimize=True)" \
+	demo_out/contact_sheet.png $@
 
 bench: $(STAMP)
 	$(BIN)/seg-ros bench --json bench.json

@@ -692,9 +692,9 @@ def write_dataset_bag(
         raise BagWriteError("the image, ground-truth and camera_info topics must be three different topics.")
     label_set = source.label_set
     total = len(source) if limit is None else min(len(source), limit)
-    if start_ns + round((total - 1) * 1e9 / fps) > MAX_STAMP_NS:
+    if start_ns + (total - 1) * 1e9 / fps > MAX_STAMP_NS:  # in floats: a tiny fps gives inf, not an error
         raise BagWriteError(f"the last of {total} frames at {fps:g} fps would be stamped after the largest "
-                            f"stamp ({MAX_STAMP_NS // 10**9} s); give an earlier start time.")
+                            f"stamp ({MAX_STAMP_NS // 10**9} s); give an earlier start time or a higher frame rate.")
     custom = {CUSTOM_LABEL_SET: label_set.name, CUSTOM_IMAGE_TOPIC: image_topic, CUSTOM_GT_TOPIC: gt_topic,
               "seg_ros.source": str(source.name)}
     t0 = time.perf_counter()

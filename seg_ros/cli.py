@@ -24,7 +24,11 @@ try:
     import os
 
     from seg_ros import __version__
-    from seg_ros.errors import SegRosError
+    from seg_ros.errors import SegRosError, clip
+
+    # FFmpeg (inside OpenCV) would print its own lines about a corrupt video ("moov atom not found") beside the
+    # command's one sentence; it reads the level once, at its first use in the process.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 except KeyboardInterrupt:  # Ctrl-C while the command starts, before main can catch it
     sys.stderr.write("seg-ros: interrupted\n")
     sys.exit(EXIT_INTERRUPTED)
@@ -973,7 +977,7 @@ def _user_error(e: Exception) -> str | None:
     if isinstance(e, RecursionError):
         return "an input is nested too deeply to be read (e.g. a model file's metadata); it is not a valid input."
     if isinstance(e, OSError):
-        where = f" {e.filename}" if e.filename else ""
+        where = f" {clip(e.filename)}" if e.filename else ""
         return f"cannot use{where}: {e.strerror or _first_line(e)}."
     cv2 = sys.modules.get("cv2")
     if cv2 is not None and isinstance(e, cv2.error):

@@ -27,7 +27,7 @@ import numpy as np
 from seg_ros.errors import InputError
 from seg_ros.labels import LabelSet
 from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
-from seg_ros.paths import require_file
+from seg_ros.paths import require_dir, require_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -321,8 +321,7 @@ class ImageFolderSource:
         self.images_dir, self.max_pixels = Path(images), max_pixels
         self.labels_dir = Path(labels) if labels is not None else None
         self.label_set = label_set or CAMVID
-        if not self.images_dir.is_dir():
-            raise InputError(f"image folder {self.images_dir} does not exist.")
+        require_dir(self.images_dir, "image folder")
         if self.labels_dir is not None and not self.labels_dir.is_dir():
             raise InputError(f"label folder {self.labels_dir} does not exist.")
         self.images = sorted(p for p in self.images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -347,6 +346,10 @@ class ImageFolderSource:
             yield SourceFrame(p.stem, image, labels)
 
 
+MAX_SYNTHETIC_FRAMES = 1_000_000
+"""The longest synthetic drive: 28 hours of frames at 10 fps."""
+
+
 class SyntheticDriveSource:
     """A synthetic drive (:func:`seg_ros.synthetic.generate_drive`): ``count`` coherent frames of size (H, W)."""
 
@@ -354,8 +357,8 @@ class SyntheticDriveSource:
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         from seg_ros.labels import CAMVID
 
-        if count < 1:
-            raise InputError(f"a synthetic drive needs at least one frame, not {count}.")
+        if not 1 <= count <= MAX_SYNTHETIC_FRAMES:
+            raise InputError(f"a synthetic drive has 1 to {MAX_SYNTHETIC_FRAMES:,} frames, not {count:,}.")
         check_frame_size(size[0], size[1], max_pixels, what="the synthetic frame size")
         self.seed, self.count, self.size = int(seed), int(count), tuple(size)
         self.label_set = CAMVID

@@ -16,3 +16,10 @@ class InputError(SegRosError):
 
 class ConfigError(SegRosError):
     """A setting (resolution, device, model name, parameter) is invalid."""
+
+
+def clip(text: object, limit: int = 100) -> str:
+    """``str(text)``, cut to ``limit`` characters with its length noted, so that an error echoing a hostile value
+    (a 1 MB parameter string, encoding or path) stays one short line."""
+    s = str(text)
+    return s if len(s) <= limit else f"{s[:limit]}… ({len(s):,} characters)"

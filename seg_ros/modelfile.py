@@ -34,7 +34,7 @@ from safetensors.torch import save
 from torch import nn
 
 from seg_ros import __version__
-from seg_ros.errors import ConfigError, InputError, SegRosError
+from seg_ros.errors import ConfigError, InputError, SegRosError, clip
 from seg_ros.labels import LabelSet, LabelSetError
 from seg_ros.limits import check_inference_size
 from seg_ros.models import build
@@ -272,10 +272,14 @@ def resolve_model(ref: str | os.PathLike) -> Path:
     if ref_s in shipped:
         return shipped[ref_s]
     p = Path(ref_s).expanduser()
-    if p.suffix == ".safetensors" or os.sep in ref_s or p.exists():
+    try:
+        exists = p.exists()
+    except OSError:  # e.g. a name longer than the file system allows: not a file
+        exists = False
+    if p.suffix == ".safetensors" or os.sep in ref_s or exists:
         return _existing(p)
     names = ", ".join(shipped) or "none installed"
-    raise ModelFileError(f"unknown model {ref_s!r}: not a file and not a shipped model ({names}).")
+    raise ModelFileError(f"unknown model {clip(repr(ref_s))}: not a file and not a shipped model ({names}).")
 
 
 def _existing(path: str | os.PathLike) -> Path:

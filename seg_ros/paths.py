@@ -15,7 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from seg_ros.errors import InputError
+from seg_ros.errors import InputError, clip
 
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))
@@ -27,7 +27,7 @@ def _stat(path: Path, what: str) -> os.stat_result:
     except FileNotFoundError:
         raise InputError(f"{what} {path} does not exist.") from None
     except OSError as e:
-        raise InputError(f"{what} {path} cannot be read ({e.strerror}).") from None
+        raise InputError(f"{what} {clip(path)} cannot be read ({e.strerror}).") from None
 
 
 def _kind(mode: int) -> str:

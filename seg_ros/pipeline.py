@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from seg_ros.crf import CRFConfig, DenseCRF
-from seg_ros.errors import ConfigError, InputError
+from seg_ros.errors import ConfigError, InputError, clip
 from seg_ros.labels import LabelSet
 from seg_ros.limits import check_crf_size, check_inference_size
 from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
@@ -51,7 +51,7 @@ def parse_resolution(text: str) -> tuple[int, int]:
     """
     m = _RESOLUTION_RE.match(str(text))
     if not m:
-        raise ConfigError(f"resolution {text!r} is not of the form HxW, e.g. 360x640.")
+        raise ConfigError(f"resolution {clip(repr(text))} is not of the form HxW, e.g. 360x640.")
     h, w = int(m.group(1)), int(m.group(2))
     check_inference_size(h, w, what=f"resolution {text!r}")
     return h, w

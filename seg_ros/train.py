@@ -139,6 +139,10 @@ class _Augmented(Dataset):
 
 SYNTHETIC_VAL_SEED = 1_000_000
 """Synthetic validation scenes start at this seed; training seeds stay below it."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest learning rate or weight decay: the optimizers apply them to float32 weights."""
+MAX_SEED = 2**32 - 1
+"""The largest training seed (numpy's legacy seed range)."""
 
 
 def _sources(cfg: TrainConfig):
@@ -251,8 +255,9 @@ def check_config(cfg: TrainConfig) -> None:
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("epochs and batch size must be at least 1.")
-    finite("the learning rate", cfg.lr, 0.0)  # 0 is allowed: it refreshes only BatchNorm statistics
-    finite("the weight decay", cfg.weight_decay, 0.0)
+    # 0 is allowed: it refreshes only BatchNorm statistics; the optimizers compute in float32
+    finite("the learning rate", cfg.lr, 0.0, high=FLOAT32_MAX)
+    finite("the weight decay", cfg.weight_decay, 0.0, high=FLOAT32_MAX)
     finite("the momentum", cfg.momentum, 0.0, high=1.0)
     finite("the poly power", cfg.poly_power, 0.0)
     lo, hi = cfg.scale
@@ -265,8 +270,13 @@ def check_config(cfg: TrainConfig) -> None:
     for name, value in (("data-loading workers", cfg.workers), ("the seed", cfg.seed)):
         if value < 0:
             raise ConfigError(f"{name} must be 0 or more, not {value}.")
+    if cfg.seed > MAX_SEED:  # the per-epoch generators are seeded with seed × 1000 + epoch, an int64
+        raise ConfigError(f"the seed must be at most {MAX_SEED:,}, not {cfg.seed:,}.")
     if cfg.data is None and min(cfg.synthetic_train, cfg.synthetic_val) < 1:
         raise ConfigError("synthetic training and validation scenes must be at least 1 each.")
+    if cfg.data is None and cfg.synthetic_val > SYNTHETIC_VAL_SEED:
+        raise ConfigError(f"synthetic validation scenes must be at most {SYNTHETIC_VAL_SEED:,}, "
+                          f"not {cfg.synthetic_val:,}.")
     if cfg.max_steps_per_epoch is not None and cfg.max_steps_per_epoch < 1:
         raise ConfigError(f"max steps per epoch must be at least 1, not {cfg.max_steps_per_epoch}.")
     for name, value, allowed in (("optimizer", cfg.optimizer, ("sgd", "adamw")), ("loss", cfg.loss, ("ce", "ohem")),
@@ -362,6 +372,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             bar.update()
         bar.close()
+        _check_finite_weights(model, epoch + 1, cfg)
         cm = validate(evaluated, val_src, label_set, device, norm, progress, cfg.val_size)
         miou = cm.miou()
         rec = EpochRecord(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - t0)
@@ -381,6 +392,16 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
             log(f"  new best: wrote {cfg.out}")
         _save_checkpoint(cfg, model, optimizer, scaler, epoch + 1, best, best_epoch, history, ema)
     return TrainResult(best, best_epoch, history, Path(cfg.out))
+
+
+def _check_finite_weights(model: nn.Module, epoch: int, cfg: TrainConfig) -> None:
+    """Raise TrainingDivergedError if the last step left a weight NaN or infinite (its loss was still finite)."""
+    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise TrainingDivergedError(
+            f"training diverged: {len(bad)} weight tensor(s) (first {bad[0]}) became NaN or infinite in epoch "
+            f"{epoch}; start again with a lower learning rate (now {cfg.lr:g}) or weight decay "
+            f"(now {cfg.weight_decay:g}).")
 
 
 SYNTHETIC_WEIGHT_SCENES = 200

@@ -41,6 +41,7 @@ def test_auto_prefers_onnxruntime_on_the_cpu_and_says_why(random_model_file, opt
         choose_backend(CPU, "fp16", False)
 
 
+@pytest.mark.slow
 def test_tensorrt_without_tensorrt_falls_back_or_fails_by_parameter(random_model_file, opts, caplog):
     if HAS_TRT:
         pytest.skip("TensorRT is usable here")
@@ -80,6 +81,7 @@ def test_onnxruntime_rejects_what_it_cannot_do(random_model_file, opts):
         RuntimeOptions(threads=-1)
 
 
+@pytest.mark.slow
 def test_onnxruntime_threads_do_not_spin_between_frames(random_model_file, opts):
     # Spinning intra-op threads keep the cores busy after each run and slow the pipeline's own postprocessing.
     seg = Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)
@@ -118,6 +120,7 @@ def test_calibration_frames_from_a_folder_and_a_bag(tmp_path):
             read_calibration_frames(src)
 
 
+@pytest.mark.slow
 def test_int8_on_the_cpu_is_calibrated_and_close_to_fp32(tmp_path):
     """The shipped model at a small size: int8 (QDQ, calibrated on 8 frames) against fp32 on the same frames."""
     size = (96, 160)

@@ -50,6 +50,11 @@ def ground(tmp_path):
     (g / "bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")  # only its path is checked
     (g / "evil.pth").write_bytes(pickle.dumps({"weight": _Shell(g / "pwned")}, protocol=2))
     (g / "data").mkdir()
+    (g / "params_bytes.yaml").write_bytes(b"\xff\xfe\x00 not text")
+    levels = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    for name, value in (("list_bomb", "*l8"), ("map_bomb", "{a: *l8}"), ("long_int", "9" * 5000)):
+        (g / f"params_{name}.yaml").write_text(f"l0: &l0 [x, x, x, x, x, x, x, x, x]\n{levels}"
+                                               f"segmentation_node:\n  ros__parameters:\n    model: {value}\n")
     return g
 
 
@@ -134,6 +139,34 @@ CASES: dict[str, tuple[list[str], str, str | None]] = {
                                                 "1000"], "48x64 = 3,072 pixels", "{g}/out"),
     "import-checkpoint a malicious pickle": (["import-checkpoint", "{g}/evil.pth", "--out", "{g}/m.safetensors"],
                                              "(posix.system)", "{g}/m.safetensors"),
+    # parameter files that are not text, or YAML that expands to billions of values when printed or walked
+    "evaluate --params not UTF-8": (["evaluate", "--bag", "{g}/bag", "--params", "{g}/params_bytes.yaml", "--out",
+                                     "{g}/report"], "is not UTF-8 text", "{g}/report"),
+    "evaluate --params alias bomb list": (["evaluate", "--bag", "{g}/bag", "--params", "{g}/params_list_bomb.yaml",
+                                           "--out", "{g}/report"], "model must be a str, not a list.", "{g}/report"),
+    "evaluate --params alias bomb mapping": (["evaluate", "--bag", "{g}/bag", "--params", "{g}/params_map_bomb.yaml",
+                                              "--out", "{g}/report"], "unknown parameter group 'model'",
+                                             "{g}/report"),
+    "evaluate --params 5000-digit number": (["evaluate", "--bag", "{g}/bag", "--params", "{g}/params_long_int.yaml",
+                                             "--out", "{g}/report"], "a number too long", "{g}/report"),
+    # numbers past what the libraries take
+    "train --seed 10^23": (_train("--seed", "9" * 23, "--out", "{g}/m.safetensors"), "the seed must be at most",
+                           "{g}/m.safetensors"),
+    "train --synthetic-val 10^23": (_train("--synthetic-val", "9" * 23, "--out", "{g}/m.safetensors"),
+                                    "synthetic validation scenes must be at most", "{g}/m.safetensors"),
+    "train --weight-decay 1e300": (_train("--weight-decay", "1e300", "--out", "{g}/m.safetensors"),
+                                   "at most 3.40282e+38", "{g}/m.safetensors"),
+    "train --lr 1e38 (weights overflow in the last step)": (_train("--lr", "1e38", "--max-steps-per-epoch", "1",
+                                                                  "--out", "{g}/m.safetensors"),
+                                                           "became NaN or infinite in epoch 1", "{g}/m.safetensors"),
+    "bag-from-dataset --fps 1e-300": (["bag-from-dataset", "--synthetic", "2", "--size", "64x64", "--fps", "1e-300",
+                                       "--out", "{g}/b", "--quiet"], "or a higher frame rate", "{g}/b"),
+    "bag-from-dataset --synthetic 10^20": (["bag-from-dataset", "--synthetic", "9" * 20, "--out", "{g}/b"],
+                                           "a synthetic drive has 1 to 1,000,000 frames", "{g}/b"),
+    "bag-from-dataset --images FIFO": (["bag-from-dataset", "--images", "{g}/fifo", "--out", "{g}/b"],
+                                       "image folder {g}/fifo is a FIFO", "{g}/b"),
+    "segment --model a megabyte name": (["segment", "{g}/img.png", "--out", "{g}/out", "--model", "m" * 1_000_000],
+                                        "… (1,000,002 characters): not a file", "{g}/out"),
 }
 
 
@@ -179,6 +212,7 @@ def test_an_output_folder_without_write_permission(ground, capsys):
         locked.chmod(0o700)
 
 
+@pytest.mark.slow
 def test_a_diverging_training_stops_with_one_sentence_and_writes_no_model(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     assert main(_train("--lr", "1e30", "--synthetic-train", "6", "--out", str(out))) == 2
@@ -301,3 +335,16 @@ def test_an_unexpected_error_is_one_line_exit_1_and_a_traceback_on_request(groun
     monkeypatch.setenv("SEG_ROS_DEBUG", "1")
     with pytest.raises(ValueError, match="an internal inconsistency"):
         main(argv)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8],
+                         ids=["empty", "garbage"])
+def test_an_undecodable_video_is_one_line_on_stderr(tmp_path, capfd, content):
+    """FFmpeg logs its own complaint ("moov atom not found") to fd 1 or 2 unless told not to."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(content)
+    assert main(["segment", str(video), "--out", str(tmp_path / "out")]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and [ln for ln in err.splitlines() if ln.strip()] == [
+        f"seg-ros segment: error: cannot read video {video}: not a video OpenCV can decode."]
+    assert not (tmp_path / "out").exists()

@@ -394,3 +394,95 @@ def test_model_path_that_is_not_a_file(tmp_path, target, kind):
         load_model(path)
     assert str(e.value) == f"model file {path} is {kind}, not a regular file; give a file."
 
+
+
+# -- megabyte strings: every message that echoes one stays one short line -----------------------------
+
+MB = 1_000_000
+
+
+def test_megabyte_strings_in_frames_are_clipped_in_the_engine_log(random_model_file):
+    logs = []
+    eng = SegmentationEngine({"model": str(random_model_file), "device": "cpu"}, Image, lambda output, msg: None,
+                             log=lambda level, text: logs.append(text), throttle_s=0.0).start()
+    try:
+        msg = raw(2, 2, "x" * MB, 6, bytes(12))
+        msg.header.frame_id = "f" * MB
+        eng.submit(msg, compressed=False)
+        assert eng.worker.wait_idle(60)
+        eng.submit(compressed(b"\x00\x01", fmt="y" * MB, sec=2), compressed=True)
+        assert eng.worker.wait_idle(60)
+        assert eng.stats.counts()["bad_frames"] == 2
+        assert len(logs) == 2 and all(len(t) < 500 and "\n" not in t for t in logs), [len(t) for t in logs]
+        assert "(1,000,002 characters) is not supported; use one of rgb8" in logs[0]
+        assert "(frame_id 'ffff" in logs[0] and "holds unrecognised data" in logs[1]
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("name,value,phrase", [
+    ("resolution", "9" * MB, "is not of the form HxW"),
+    ("model", "m" * MB, "not a file and not a shipped model"),
+    ("model", "/m" * (MB // 2), "cannot be read (File name too long)"),  # a path the kernel refuses to look up
+    ("confidence_encoding", "é" * MB, "must be one of mono8, 32FC1"),
+    ("max_rate_hz", "z" * MB, "must be a float, not str"),
+])
+def test_megabyte_parameter_strings_are_refused_in_one_short_sentence(random_model_file, name, value, phrase):
+    eng = SegmentationEngine({"model": str(random_model_file), "device": "cpu"}, Image, lambda output, msg: None)
+    try:
+        ok, reason = eng.apply({name: value})
+        assert not ok and phrase in reason and one_sentence(reason) and len(reason) < 400, reason[:400]
+        assert eng.values[name] != value
+    finally:
+        eng.close()
+
+
+# -- the running node: input QoS re-created while frames flood in ---------------------------------------
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_qos_depth_changes_under_a_flood_keep_the_node_up(tmp_path_factory):
+    """Each qos.depth change re-creates the input subscriptions while the executor waits on them; a frame
+    flood makes the executor meet one being destroyed (rclpy raised InvalidHandle from spin and the node died)."""
+    pytest.importorskip("rclpy")
+    import threading
+    import time
+
+    from ros_harness import RELIABLE, NodeProcess, image_msg, ros_session, stamp_of
+    from sensor_msgs.msg import Image as RosImage
+
+    session = ros_session(tmp_path_factory)
+    driver, env, log_dir = next(session)
+    proc = NodeProcess("seg_qos_flood", env, log_dir, params={"device": "cpu", "resolution": "64x64"},
+                       remaps={"image": "/qos_flood/image"})
+    stop = threading.Event()
+    try:
+        proc.wait_ready()
+        pub = driver.node.create_publisher(RosImage, "/qos_flood/image", RELIABLE)
+        labels = driver.collect(RosImage, "/seg_qos_flood/labels", RELIABLE)[0]
+        frame = image_msg(np.zeros((8, 8, 3), np.uint8), sec=1)
+        flood = threading.Thread(target=lambda: [pub.publish(frame) for _ in iter(stop.is_set, True)])
+        flood.start()
+        changes, deadline = 0, time.monotonic() + 8
+        while time.monotonic() < deadline and changes < 300 and proc.proc.poll() is None:
+            changes += 1
+            assert driver.set_param("seg_qos_flood", "qos.depth", 1 + changes % 3).successful
+        stop.set()
+        flood.join()
+        assert proc.proc.poll() is None, proc.stderr[-3000:]
+        assert changes > 20 and "Traceback" not in proc.stderr
+        good = image_msg(generate_scene(5, (48, 64)).image, sec=2)
+        for _ in range(40):  # the node still answers
+            pub.publish(good)
+            try:
+                labels.wait_for(lambda m: stamp_of(m) == (2, 0), timeout=1)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError(f"no labels after the QoS changes: {proc.stderr[-2000:]}")
+    finally:
+        stop.set()
+        proc.kill()
+        session.close()

@@ -10,6 +10,7 @@ from seg_ros.cli import main
 from seg_ros.pipeline import Segmenter
 
 
+@pytest.mark.slow
 def test_bench_rows_and_overhead(random_model_file):
     seg = Segmenter(random_model_file, resolution=(64, 96), device="cpu")
     frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -24,6 +25,7 @@ def test_bench_rows_and_overhead(random_model_file):
     assert e2e.overhead_pct == pytest.approx(100 * (st["preprocess"] + st["postprocess"] + st["render"]) / st["infer"])
 
 
+@pytest.mark.slow
 def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--model", str(random_model_file), "--resolution", "64x96", "--device", "cpu",

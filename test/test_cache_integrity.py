@@ -78,6 +78,7 @@ def _runtime_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "seg_ros.runtime" and r.levelno >= logging.WARNING]
 
 
+@pytest.mark.slow
 def test_flipped_bytes_in_the_cached_export_are_rebuilt(cache, frame, caplog):
     clean = _segment(cache, frame)
     onnx_file = _export(cache)
@@ -108,6 +109,7 @@ def _other_model(path: Path, out: Path, model_sha256: str | None = None) -> Path
     return out
 
 
+@pytest.mark.slow
 def test_another_models_onnx_under_the_key_is_rebuilt(cache, frame, tmp_path, caplog):
     clean = _segment(cache, frame)
     onnx_file = _export(cache)
@@ -120,6 +122,7 @@ def test_another_models_onnx_under_the_key_is_rebuilt(cache, frame, tmp_path, ca
     assert file_sha256(onnx_file) != file_sha256(other)
 
 
+@pytest.mark.slow
 def test_a_substitute_with_a_forged_manifest_is_caught_by_its_embedded_source(cache, tmp_path, caplog):
     """Even a manifest rewritten to match the substitute does not make another model's export usable."""
     onnx_file = _export(cache)
@@ -144,6 +147,7 @@ def _calibration_folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_truncated_flipped_or_unvouched_int8_model_is_rebuilt(cache, frame, tmp_path, caplog):
     calib = {"calibration": str(_calibration_folder(tmp_path)), "calibration_frames": 2}
     clean = _segment(cache, frame, precision="int8", runtime=calib)

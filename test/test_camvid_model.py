@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 CAMVID_DIR = Path(os.environ.get("SEG_ROS_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
 needs_camvid = pytest.mark.skipif(not (CAMVID_DIR / "val" / "images").is_dir(),
                                   reason=f"CamVid val is not at {CAMVID_DIR} (set SEG_ROS_CAMVID)")
-# The target (README "Models": the shipped model reaches 0.680 at its default 540x720, 0.685 at the
+# The target (docs/benchmarks.md: the shipped model reaches 0.680 at its default 540x720, 0.685 at the
 # preset's 360x480).
 MIN_VAL_MIOU = 0.65
 
@@ -58,6 +58,7 @@ def _camvid_val(seg: Segmenter) -> ConfusionMatrix:
     return cm
 
 
+@pytest.mark.slow
 @needs_camvid
 def test_camvid_model_scores_its_recorded_miou_on_camvid_val():
     meta = read_meta(shipped_models()[NAME])
@@ -67,6 +68,7 @@ def test_camvid_model_scores_its_recorded_miou_on_camvid_val():
     assert cm.miou() >= MIN_VAL_MIOU and abs(cm.miou() - meta.provenance["val_miou"]) < 0.005, iou
 
 
+@pytest.mark.slow
 @needs_camvid
 def test_camvid_preset_resolution_meets_the_target_too():
     kwargs = segmenter_kwargs(load_params_file(REPO / "config" / "camvid.yaml"))

@@ -57,6 +57,7 @@ def _ground_truth(pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ids
 
 
+@pytest.mark.slow
 def test_iou_and_miou_equal_cityscapesscripts(tmp_path, cityscapes_model, monkeypatch):
     seg = Segmenter(cityscapes_model, device="cpu")
     rng = np.random.default_rng(7)

@@ -271,6 +271,7 @@ def test_missing_pydensecrf2_is_a_clear_error_or_a_fallback(no_pydensecrf, scene
 
 # -- the pipeline, the parameters, the node's engine, the CLI --------------------------------------------------
 
+@pytest.mark.slow
 def test_segmenter_crf_stage_and_runtime_switch(random_model_file):
     img = generate_scene(5, SIZE).image
     seg = Segmenter(random_model_file, device="cpu")
@@ -340,6 +341,7 @@ def test_cli_segment_with_crf_and_bad_crf_settings(tmp_path, random_model_file, 
     assert "crf.*" in capsys.readouterr().err and not bad.exists()
 
 
+@pytest.mark.slow
 def test_cli_evaluate_with_crf(tmp_path, random_model_file, capsys):
     from seg_ros.bags import write_dataset_bag
     from seg_ros.datasets import SyntheticDriveSource
@@ -359,6 +361,7 @@ def test_cli_evaluate_with_crf(tmp_path, random_model_file, capsys):
 
 # -- the benchmark helpers (no timing asserted) ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_crf_bench_and_accuracy_helpers(random_model_file):
     rows = bench_crf_speed((40, 56), classes=5, iterations=2, frames=1, warmup=0, thresholds=(0.0, 0.9),
                            exact_frames=1, downsample=(0, 1, 2))

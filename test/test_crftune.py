@@ -42,6 +42,7 @@ def test_grid_parsing_and_its_errors():
         grid_configs(CRFConfig(), {"iterations": [2.5]})
 
 
+@pytest.mark.slow
 def test_tune_crf_ranks_the_grid_on_even_frames_and_scores_the_winner_on_odd_ones(seg, scenes):
     base = CRFConfig(method="fast", iterations=3)
     result = tune_crf(seg, scenes, base, {"w1": [0.0, 6.0], "w2": [0.0, 3.0]}, progress=False)

@@ -96,6 +96,7 @@ def test_evaluate_scores_every_frame_and_writes_report_and_bag(tmp_path, drive_b
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_missing_ground_truth_is_counted_and_listed(tmp_path, seg, scenes, capsys):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "labs").mkdir()
@@ -126,6 +127,7 @@ def _images_only_bag(path, scenes, storage="sqlite3", compressed=False):
 
 
 @pytest.mark.parametrize("match", ["stamp", "index"])
+@pytest.mark.slow
 def test_ground_truth_from_a_folder(tmp_path, seg, scenes, match):
     bag = _images_only_bag(tmp_path / "bag", scenes)
     gt = tmp_path / "gt"
@@ -195,6 +197,7 @@ def _params(path, model, **extra):
     return path
 
 
+@pytest.mark.slow
 def test_the_node_parameter_file_configures_the_segmenter_and_flags_override_it(tmp_path, drive_bag,
                                                                               random_model_file, capsys):
     params = _params(tmp_path / "p.yaml", random_model_file, resolution='"32x48"', keep_aspect="false")
@@ -304,6 +307,7 @@ def test_existing_output_bag_is_refused_before_any_work(tmp_path, drive_bag, ran
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_bag_from_dataset_and_evaluate_as_real_processes(tmp_path, random_model_file):
     """The console entry point end to end: a bag written by one process, a bad evaluate of it exiting 2."""
     exe = [sys.executable, "-m", "seg_ros.cli"]

@@ -124,6 +124,8 @@ def test_node_environment_gets_the_shipped_profile_once():
 needs_rclpy = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None, reason="rclpy is not installed")
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 @needs_rclpy
 def test_node_under_a_short_flood_accounts_for_every_frame(tmp_path):
     from seg_ros.ros.flood import run_flood
@@ -139,6 +141,7 @@ def test_node_under_a_short_flood_accounts_for_every_frame(tmp_path):
     assert r.anon_mb_end > 0 and len(r.rss_samples) >= 5
 
 
+@pytest.mark.ros
 @needs_rclpy
 def test_shipped_profile_is_accepted_by_fast_dds(tmp_path):
     """The profile parses (Fast DDS logs XMLPARSER errors and falls back to its defaults otherwise) and a

@@ -86,6 +86,7 @@ def _outputs_equal(a: torch.nn.Module, b: torch.nn.Module, size=(97, 129)) -> bo
 
 @needs_fixture
 @pytest.mark.parametrize("entry", list(LITESEG))
+@pytest.mark.slow
 def test_official_liteseg_checkpoint_imports_key_for_key(entry, tmp_path, capsys):
     arch, prefix, head = LITESEG[entry]
     shapes = _fixture()[entry]
@@ -200,6 +201,7 @@ def torchvision_deeplabv3_shapes(depth: int, num_classes: int, aux: bool = True,
     return shapes
 
 
+@pytest.mark.slow
 def test_torchvision_deeplabv3_resnet50_imports_key_for_key(tmp_path, capsys):
     shapes = torchvision_deeplabv3_shapes(50, 21)
     state = _synthetic(shapes, seed=5)

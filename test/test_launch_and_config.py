@@ -1,4 +1,4 @@
-"""Launch files, their logic (seg_ros/ros/launch_support.py), parameter files, the RViz layout and the README.
+"""Launch files, their logic (seg_ros/ros/launch_support.py), parameter files, the RViz layout and the docs.
 
 launch and launch_ros have no PyPI wheels, so the launch files run here against stand-ins of the few launch
 classes they use (each checks its keyword arguments against the real signature); everything they decide is
@@ -31,6 +31,7 @@ from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, load_params_file, markd
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
 README = (REPO / "README.md").read_text()
+DOCS = {p.name: p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]}
 
 
 def _given(**values: str):
@@ -322,6 +323,10 @@ def launch_file(ament_prefix, monkeypatch, tmp_path):
         configs = {k: v.get("default_value") for k, v in declared.items()}
         configs.update(given)
         assert None not in configs.values(), "a required argument was not given"
+        for name, kw in declared.items():  # what DeclareLaunchArgument refuses (Humble to Kilted), before any setup
+            choices = kw.get("choices")
+            assert choices is None or (choices and configs[name] in choices and kw.get("default_value") in
+                                       (None, *choices)), (name, kw, configs[name])
         (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
         context = types.SimpleNamespace(configs=configs, is_shutdown=False)
         return opaque.kw["function"](context), declared, context
@@ -409,6 +414,8 @@ def test_replay_launch_ends_when_the_node_dies_before_it_is_ready(launch_file, a
 # -- the real node: its parameter file layering and ready line, as the launch files start it ---------------
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_real_node_keeps_the_file_transport_and_announces_ready(tmp_path):
     pytest.importorskip("rclpy")
     from ros_harness import claim_domain_id, ros_env
@@ -450,12 +457,12 @@ def test_real_node_keeps_the_file_transport_and_announces_ready(tmp_path):
     assert proc.returncode == 0, rest.decode(errors="replace")
 
 
-# -- static checks: declarations, installed files, README ---------------------------------------------------
+# -- static checks: declarations, installed files, docs -----------------------------------------------------
 
 
-def _arguments_used_in_readme(launch_name: str) -> set[str]:
-    """``name:=`` arguments of every ``ros2 launch seg_ros <launch_name>`` command in the README."""
-    text = README.replace("\\\n", " ")
+def _arguments_used(launch_name: str, text: str) -> set[str]:
+    """``name:=`` arguments of every ``ros2 launch seg_ros <launch_name>`` command in a Markdown ``text``."""
+    text = text.replace("\\\n", " ")
     used = set()
     for line in text.splitlines():
         if f"ros2 launch seg_ros {launch_name}" in line:
@@ -465,14 +472,16 @@ def _arguments_used_in_readme(launch_name: str) -> set[str]:
 
 @pytest.mark.parametrize("name, arguments", [("segmentation.launch.py", ls.SEGMENTATION_ARGUMENTS),
                                              ("rosbag_replay.launch.py", ls.REPLAY_ARGUMENTS)])
-def test_launch_files_declare_what_the_readme_uses(name, arguments):
+def test_launch_files_declare_what_the_docs_use(name, arguments):
     tree = ast.parse((LAUNCH / name).read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert {"LaunchDescription", "DeclareLaunchArgument", "OpaqueFunction"} <= imported
     assert ("SEGMENTATION_ARGUMENTS" if name.startswith("seg") else "REPLAY_ARGUMENTS") in imported
     declared = {a.name: a for a in arguments}
-    used = _arguments_used_in_readme(name)
-    assert used and used <= set(declared), used - set(declared)
+    assert _arguments_used(name, README), f"the README shows no {name} command"
+    for page, text in DOCS.items():
+        used = _arguments_used(name, text)
+        assert used <= set(declared), (page, used - set(declared))
     assert declared["rviz"].default == "false"
     for a in arguments:
         assert a.description.endswith(".") and (a.choices is None or a.default in a.choices), a.name
@@ -524,8 +533,14 @@ def test_parameter_files_validate(path):
         assert values["model"] == "liteseg_mobilenetv2_synthetic" and values["resolution"] == "360x640"
 
 
-def test_readme_parameter_table_is_generated_from_the_schema():
-    assert markdown_table() in README, "regenerate the README table with: python -m seg_ros.ros.params"
-    rows = [ln for ln in README.splitlines() if ln.startswith("| `")]
+def test_parameter_tables_are_generated_from_the_schema():
+    node_doc = DOCS["node.md"]
+    assert markdown_table() in node_doc, "regenerate the table of docs/node.md with: python -m seg_ros.ros.params"
+    rows = [ln for ln in node_doc.splitlines() if ln.startswith("| `")]
     documented = {re.match(r"\| `([^`]+)`", ln).group(1) for ln in rows}
     assert {p.name for p in PARAMS} <= documented
+    # The README's table of the most used parameters is a selection of the generated rows, word for word.
+    generated = set(markdown_table().splitlines())
+    names = {p.name for p in PARAMS}
+    readme_rows = [ln for ln in README.splitlines() if (m := re.match(r"\| `([^`]+)` \|", ln)) and m[1] in names]
+    assert len(readme_rows) >= 5 and not [ln for ln in readme_rows if ln not in generated]

@@ -34,6 +34,7 @@ def model():
     return build("liteseg_mobilenetv2", 11).eval()
 
 
+@pytest.mark.slow
 def test_round_trip_gives_identical_outputs(model, tmp_path):
     path = save_model(tmp_path / "m.safetensors", model, _meta())
     loaded, meta = load_model(path)
@@ -50,6 +51,7 @@ def test_round_trip_gives_identical_outputs(model, tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
+@pytest.mark.slow
 def test_fp16_file_is_half_the_size_and_close(model, tmp_path):
     full = save_model(tmp_path / "full.safetensors", model, _meta())
     half = save_model(tmp_path / "half.safetensors", model, _meta(), half=True)

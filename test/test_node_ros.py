@@ -8,6 +8,8 @@ Skipped only where rclpy cannot be imported (``make test`` installs it).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -23,6 +26,7 @@ from ros_harness import (  # noqa: E402
     BEST_EFFORT,
     LATCHED,
     RELIABLE,
+    REPO,
     NodeProcess,
     diag_values,
     image_msg,
@@ -565,3 +569,13 @@ def test_start_up_errors_exit_2_with_one_sentence(ros, params, message):
     assert rc == 2, err
     assert message in err and "Traceback" not in err
     assert len([ln for ln in err.splitlines() if ln.strip()]) == 1
+
+
+def test_unknown_ros_arguments_exit_2_with_one_sentence(ros):
+    driver, env, log_dir = ros
+    done = subprocess.run([sys.executable, "-m", "seg_ros.ros.node", "--ros-args", "--bogus-flag"], env=env,
+                          cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "segmentation_node: error: unknown ROS arguments ['--bogus-flag']; remove them or fix their spelling "
+        "(ros2 run seg_ros segmentation_node --ros-args -p name:=value ...)."]

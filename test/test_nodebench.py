@@ -10,7 +10,7 @@ from seg_ros.ros.nodebench import bench_node, format_node_table, rclpy_kit, rosb
 from seg_ros.synthetic import generate_scene
 
 
-@pytest.mark.parametrize("kit_name", ["rosbags", "rclpy"])
+@pytest.mark.parametrize("kit_name", ["rosbags", pytest.param("rclpy", marks=pytest.mark.ros)])
 def test_node_overhead_row(random_model_file, kit_name):
     kit = rosbags_kit() if kit_name == "rosbags" else rclpy_kit()
     if kit is None:

@@ -78,6 +78,7 @@ def test_export_errors_exit_2_and_write_nothing(args, message, random_model_file
 
 
 @pytest.mark.parametrize("arch", available())
+@pytest.mark.slow
 def test_every_registry_model_exports_and_matches_torch(arch, tmp_path):
     from seg_ros.modelfile import ModelMeta, save_model
 
@@ -107,6 +108,7 @@ def test_export_mismatch_writes_nothing(random_model_file, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_onnxruntime_backend_matches_torch(random_model_file, dynamic_onnx, opts, rng):
     frames = [rng.integers(0, 256, (70, 100, 3), dtype=np.uint8) for _ in range(2)]
     ref = Segmenter(random_model_file, device="cpu").segment_batch(frames)
@@ -133,6 +135,7 @@ def test_threads_option_reaches_the_session(random_model_file, opts):
     assert "1 threads" in seg.describe()
 
 
+@pytest.mark.slow
 def test_corrupt_cached_export_is_redone(random_model_file, tmp_path, caplog):
     opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False)
     Segmenter(random_model_file, device="cpu", backend="onnxruntime", runtime=opts)

@@ -173,6 +173,8 @@ def _copy_package(dst: Path) -> None:
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 @pytest.mark.parametrize("symlink", [False, True], ids=["install", "symlink-install"])
 def test_colcon_build_installs_executables_where_ros2_run_looks(tmp_path, symlink):
     """colcon, run by this interpreter, puts both entry points in lib/seg_ros with this interpreter's shebang."""

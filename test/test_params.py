@@ -31,13 +31,13 @@ def test_defaults_are_valid_and_documented():
     ("overlay_alpha", float("nan"), "finite"),
     ("qos.depth", 0, "must lie in"),
     ("keep_aspect", "yes", "must be a bool"),
-    ("qos.depth", 2.0, "must be a int"),
+    ("qos.depth", 2.0, "must be an int"),
     ("model", " ", "empty"),
     ("colour", 1, "unknown parameter"),
     ("resolution", "8192x8192", "67,108,864 pixels, more than the 8,847,360 a network runs at"),
     ("max_pixels", 0, r"must lie in \[1, 268435456\]"),
     ("max_pixels", 16385 * 16384, "must lie in"),
-    ("max_pixels", 4e6, "must be a int"),
+    ("max_pixels", 4e6, "must be an int"),
 ])
 def test_bad_values_are_rejected_with_a_reason(name, value, message):
     with pytest.raises(ConfigError, match=message):

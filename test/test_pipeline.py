@@ -129,6 +129,7 @@ def test_default_resolution_is_the_training_size(random_model_file):
     assert Segmenter(random_model_file, device="cpu").resolution == (64, 96)
 
 
+@pytest.mark.slow
 def test_batches_equal_single_frames(seg, rng):
     frames = np.stack([_frame(rng, 48, 80) for _ in range(3)])
     batch = seg(frames)

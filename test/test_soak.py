@@ -1,6 +1,10 @@
 """Soak of the node's ROS-free core (bounded to about a minute on an idle 2-core machine)."""
 
+import pytest
+
 from seg_ros.ros.soak import format_report, run_soak
+
+pytestmark = pytest.mark.slow
 
 
 def test_soak_every_frame_accounted_headers_kept_memory_flat(random_model_file):

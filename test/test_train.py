@@ -23,6 +23,7 @@ def _cfg(tmp_path, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_a_model_with_provenance(tmp_path):
     res = train(_cfg(tmp_path, epochs=3), progress=False, log=lambda s: None)
     losses = [h.loss for h in res.history]
@@ -40,6 +41,7 @@ def test_training_lowers_the_loss_and_writes_a_model_with_provenance(tmp_path):
     assert isinstance(model, torch.nn.Module)
 
 
+@pytest.mark.slow
 def test_resume_continues_after_the_last_epoch(tmp_path):
     first = train(_cfg(tmp_path, epochs=1), progress=False, log=lambda s: None)
     assert len(first.history) == 1
@@ -52,6 +54,7 @@ def test_resume_continues_after_the_last_epoch(tmp_path):
         train(_cfg(tmp_path, epochs=3, lr=0.5), progress=False, log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_sgd_nesterov_recipe_runs_on_a_camvid_layout_folder(tmp_path):
     root = tmp_path / "data"
     for split, seeds in (("train", range(8)), ("val", range(100, 102))):
@@ -163,6 +166,7 @@ def test_median_frequency_weights_match_the_definition():
         class_weights("median-frequency", [np.full((2, 2), 255, np.uint8)], 1, 4)
 
 
+@pytest.mark.slow
 def test_init_fine_tunes_from_a_model_file_and_records_its_parent(tmp_path):
     import hashlib
 
@@ -221,6 +225,7 @@ def test_ema_model_is_validated_written_and_resumed(tmp_path):
         train(_cfg(tmp_path / "bad", ema=1.0), progress=False, log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_model_file):
     from seg_ros.datasets import SyntheticDataset
     from seg_ros.labels import get_label_set
@@ -247,6 +252,7 @@ def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_
     assert read_meta(res.model_path).input_size == (48, 64)
 
 
+@pytest.mark.slow
 def test_resuming_a_checkpoint_without_the_newer_settings_takes_their_defaults(tmp_path):
     import json as _json
 

@@ -254,6 +254,7 @@ def test_complexity_cache_file_is_written_and_read(tmp_path, monkeypatch):
     cx.clear_memory_cache()
 
 
+@pytest.mark.slow
 def test_models_details_lists_params_and_gmacs(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("SEG_ROS_CACHE_DIR", str(tmp_path))
     assert main(["models", "--details"]) == 0
@@ -301,6 +302,7 @@ def test_every_model_runs_in_the_segmenter(name, tmp_path, rng):
     ("deeplabv3_resnet50", {"se": True}),
     ("deeplabv1_vgg16_largefov", {}),
 ])
+@pytest.mark.slow
 def test_seg_ros_train_runs_a_few_steps(name, kwargs, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     model_args = [a for k, v in kwargs.items() for a in ("--model-arg", f"{k}={str(v).lower()}")]

@@ -33,7 +33,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from seg_ros.errors import ConfigError, InputError, SegRosError
+from seg_ros.errors import ConfigError, InputError, SegRosError, clip
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
 from seg_ros.ros.diagnostics import NodeStats, Summary, Throttle
@@ -280,14 +280,14 @@ class SegmentationEngine:
 
     def _on_error(self, error: BaseException, frame: InputFrame) -> None:
         kind = "compressed image" if frame.compressed else "image"
-        frame_id = getattr(getattr(frame.msg, "header", None), "frame_id", "?")
+        frame_id = clip(repr(getattr(getattr(frame.msg, "header", None), "frame_id", "?")), 60)
         if isinstance(error, InputError):
             self.stats.bad_frame(str(error))
-            self._warn("bad", f"dropped a bad {kind} (frame_id {frame_id!r}): {error}")
+            self._warn("bad", f"dropped a bad {kind} (frame_id {frame_id}): {error}")
         else:
             text = f"{type(error).__name__}: {error}"
             self.stats.error(text)
-            self._warn("error", f"segmenting an {kind} (frame_id {frame_id!r}) failed: {text}")
+            self._warn("error", f"segmenting an {kind} (frame_id {frame_id}) failed: {text}")
 
     def _warn(self, key: str, text: str) -> None:
         held = self._throttle.check(key)

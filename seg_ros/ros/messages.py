@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
-from seg_ros.errors import InputError
+from seg_ros.errors import InputError, clip
 from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
 
 
@@ -54,7 +54,8 @@ _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes
 
 
 def _unsupported(encoding: str) -> MessageError:
-    return MessageError(f"image encoding {encoding!r} is not supported; use one of {', '.join(SUPPORTED_ENCODINGS)}.")
+    return MessageError(f"image encoding {clip(repr(encoding))} is not supported; "
+                        f"use one of {', '.join(SUPPORTED_ENCODINGS)}.")
 
 
 def as_bytes(data: Any) -> np.ndarray:
@@ -102,7 +103,8 @@ def image_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise MessageError(f"image encoding {enc} needs an even width, not {w}.")
     rows = buf[: step * h].reshape(h, step)[:, :row]
     if depth == 2:
-        px = rows.view(">u2" if msg.is_bigendian else "<u2").reshape(h, w)
+        # contiguous first: numpy < 1.23 views padded rows as a wider dtype only when they are C-contiguous
+        px = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2").reshape(h, w)
         gray = (px >> 8).astype(np.uint8)
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     px = rows.reshape(h, w, channels)
@@ -130,7 +132,7 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     other formats, truncated data and data that disagrees with its header raise :class:`MessageError`.
     """
     buf = as_bytes(msg.data)
-    fmt = f"format {str(msg.format)!r}"
+    fmt = f"format {clip(repr(str(msg.format)), 40)}"
     if buf.size == 0:
         raise MessageError(f"compressed image ({fmt}) has no data.")
     kind, height, width = _compressed_header(buf, fmt)
@@ -237,7 +239,7 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     kinds = {"mono8": (np.dtype(np.uint8), 1), "8UC1": (np.dtype(np.uint8), 1), "rgb8": (np.dtype(np.uint8), 3),
              "32FC1": (np.dtype(">f4" if msg.is_bigendian else "<f4"), 1)}
     if enc not in kinds:
-        raise MessageError(f"image encoding {enc!r} is not a label, colour or confidence encoding "
+        raise MessageError(f"image encoding {clip(repr(enc))} is not a label, colour or confidence encoding "
                            "(mono8, rgb8, 32FC1).")
     dtype, channels = kinds[enc]
     row = w * channels * dtype.itemsize

@@ -82,10 +82,13 @@ try:  # vision_msgs has no PyPI wheel; on a robot it comes from apt (ros-<distro
 except ImportError:
     LabelInfo = VisionClass = None
 
-try:  # rclpy's own exception for rcl failures, e.g. malformed --ros-args
-    from rclpy._rclpy_pybind11 import RCLError
+try:  # rclpy's own exceptions, Humble to Kilted (rclpy.exceptions re-exports only InvalidHandle, and not on every
+    # distribution): rcl failures, e.g. a malformed --ros-args rule; unknown ROS arguments; a destroyed entity
+    from rclpy._rclpy_pybind11 import InvalidHandle, RCLError, UnknownROSArgsError
 except ImportError:  # pragma: no cover - older layouts
-    RCLError = RuntimeError
+    from rclpy.exceptions import InvalidHandle
+
+    RCLError = UnknownROSArgsError = RuntimeError
 
 LABEL_INFO_TOPIC = "~/label_info" if LabelInfo is not None else "~/label_info_json"
 """Where the label set is latched: vision_msgs/LabelInfo when vision_msgs is installed, else JSON."""
@@ -382,12 +385,24 @@ def _init_rclpy(args: list[str] | None) -> None:
 
 
 def _spin(executor: Any, stop: StopSignals, failure: list[BaseException]) -> None:
+    """Spin ``executor`` until it stops; what it raises before a stop was requested goes into ``failure``."""
     try:
-        executor.spin()
+        while True:
+            try:
+                executor.spin()
+                break
+            except InvalidHandle:
+                # The executor met a subscription that a qos.* change is re-creating in another thread while
+                # it built its wait set (an rclpy race): the wait set is dropped; spin on with the new one.
+                if stop.requested.is_set():
+                    break
     except ExternalShutdownException:
         pass
     except BaseException as e:  # noqa: BLE001 - re-raised by main after the teardown
-        failure.append(e)
+        # Once the teardown is under way, the executors of Humble and Jazzy can raise from the guard
+        # conditions that their shutdown() destroys while this thread still spins: not a failure.
+        if not stop.requested.is_set():
+            failure.append(e)
     finally:
         stop.request()
 
@@ -437,6 +452,10 @@ def main(args: list[str] | None = None) -> int:
     except RCLError as e:  # e.g. a malformed --ros-args rule
         print(f"{NODE_NAME}: error: {_first_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except UnknownROSArgsError as e:  # its text is the list of them
+        print(f"{NODE_NAME}: error: unknown ROS arguments {e}; remove them or fix their spelling "
+              f"(ros2 run seg_ros {NODE_NAME} --ros-args -p name:=value ...).", file=sys.stderr)
+        return EXIT_USER_ERROR
     stop.install()  # again: an rclpy that installs its own handlers in init replaced ours
     node = executor = spinner = None
     failure: list[BaseException] = []
@@ -456,6 +475,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"{NODE_NAME}: error: {_first_line(e)}", file=sys.stderr)
         rc = EXIT_USER_ERROR
     finally:
+        stop.request()  # whatever the way out, the teardown is a stop (see _spin)
         _teardown(node, executor, spinner)
     if failure:
         raise failure[0]

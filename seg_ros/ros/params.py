@@ -25,7 +25,7 @@ from seg_ros.crf import AUTO_GRID_SIDE as CRF_AUTO_GRID_SIDE
 from seg_ros.crf import LIMITS as CRF_LIMITS
 from seg_ros.crf import METHODS as CRF_METHODS
 from seg_ros.crf import CRFConfig
-from seg_ros.errors import ConfigError
+from seg_ros.errors import ConfigError, clip
 from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 from seg_ros.modelfile import DEFAULT_MODEL
 from seg_ros.pipeline import parse_resolution
@@ -132,7 +132,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               range=(1, MAX_PIXELS_LIMIT)),
     ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0 = unlimited, else at least 0.01.",
               range=(0.0, 1000.0), check=_max_rate),
-    ParamSpec("crf.enabled", False, "Refine the network output with a dense CRF (see README \"Dense CRF\")."),
+    ParamSpec("crf.enabled", False, "Refine the network output with a dense CRF (see docs/crf.md)."),
     ParamSpec("crf.method", "fast", "exact: pydensecrf2 on the CPU; fast: PyTorch on the pipeline's device; auto: "
               "fast on CUDA, on the CPU exact when pydensecrf2 is installed.", choices=CRF_METHODS),
     ParamSpec("crf.iterations", 10, "Mean-field iterations.", range=CRF_LIMITS["iterations"]),
@@ -167,26 +167,42 @@ def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in PARAMS}
 
 
+_TYPE_NAMES = {bool: "a bool", int: "an int", float: "a float", str: "a str"}
+
+
 def validate(name: str, value: Any) -> Any:
     """Check one value against its spec; returns the value to store (normalised) or raises ConfigError."""
     spec = SPECS.get(name)
     if spec is None:
-        raise ConfigError(f"unknown parameter {name!r}; known: {', '.join(SPECS)}.")
+        raise ConfigError(f"unknown parameter {_shown(name)}; known: {', '.join(SPECS)}.")
     t = spec.type
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not t:
-        raise ConfigError(f"parameter {name} must be a {t.__name__}, not {type(value).__name__} {value!r}.")
+        shown = f"{type(value).__name__} {_shown(value)}" if _is_scalar(value) else _shown(value)
+        raise ConfigError(f"parameter {name} must be {_TYPE_NAMES[t]}, not {shown}.")
     if t is float and not math.isfinite(value):
         raise ConfigError(f"parameter {name} must be finite, not {value!r}.")
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"parameter {name} must be one of {', '.join(spec.choices)}, not {value!r}.")
+        raise ConfigError(f"parameter {name} must be one of {', '.join(spec.choices)}, not {_shown(value)}.")
     if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
         raise ConfigError(f"parameter {name} must lie in [{_number(spec.range[0])}, {_number(spec.range[1])}], "
-                          f"not {value!r}.")
+                          f"not {_shown(value)}.")
     if spec.check is not None:
         value = spec.check(value)
     return value
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a one-line message: a scalar's repr, clipped; of anything else only its type (printing a
+    YAML alias bomb would expand billions of elements)."""
+    if isinstance(value, int) and value.bit_length() > 256:  # repr refuses ints of more than 4300 digits
+        return f"an integer of {value.bit_length():,} bits"
+    return clip(repr(value)) if _is_scalar(value) else f"a {type(value).__name__}"
 
 
 def _number(v: float) -> str:
@@ -218,6 +234,10 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
         raise ConfigError(str(e)) from None
     try:
         doc = yaml.safe_load(p.read_text())
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"parameter file {p} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
+    except ValueError:  # PyYAML's int() of a number longer than Python converts (4300 digits)
+        raise ConfigError(f"parameter file {p} holds a number too long to be a parameter value.") from None
     except OSError as e:
         raise ConfigError(f"cannot read parameter file {p} ({e.strerror}).") from e
     except yaml.YAMLError as e:
@@ -234,7 +254,10 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
         if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
             raise ConfigError(f"parameter file {p}: section {key!r} has no ros__parameters mapping.")
         matched = True
-        merged.update(_flatten(section["ros__parameters"]))
+        try:
+            merged.update(_flatten(section["ros__parameters"]))
+        except ConfigError as e:
+            raise ConfigError(f"parameter file {p}: {e}") from None
     if not matched:
         raise ConfigError(f"parameter file {p} has no section for {node_name} or /**.")
     merged.pop("use_sim_time", None)
@@ -245,10 +268,14 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted names; descends only into prefixes of known names (a YAML alias bomb of
+    mappings would otherwise expand into billions of names)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         name = f"{prefix}{k}"
         if isinstance(v, dict):
+            if not any(known.startswith(f"{name}.") for known in SPECS):
+                raise ConfigError(f"unknown parameter group {_shown(name)}; known: {', '.join(SPECS)}.")
             out.update(_flatten(v, f"{name}."))
         else:
             out[name] = v
@@ -297,7 +324,7 @@ def reload_params() -> frozenset[str]:
 
 
 def markdown_table() -> str:
-    """The README's parameter table, generated from :data:`PARAMS` (``python -m seg_ros.ros.params``)."""
+    """The parameter table of docs/node.md, generated from :data:`PARAMS` (``python -m seg_ros.ros.params``)."""
     lines = ["| parameter | type | default | values | at runtime | description |", "|---|---|---|---|---|---|"]
     for p in PARAMS:
         default = f"`{p.default!r}`" if isinstance(p.default, str) else f"`{str(p.default).lower()}`" \

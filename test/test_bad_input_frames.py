@@ -447,7 +447,6 @@ def test_qos_depth_changes_under_a_flood_keep_the_node_up(tmp_path_factory):
     flood makes the executor meet one being destroyed (rclpy raised InvalidHandle from spin and the node died)."""
     pytest.importorskip("rclpy")
     import threading
-    import time
 
     from ros_harness import RELIABLE, NodeProcess, image_msg, ros_session, stamp_of
     from sensor_msgs.msg import Image as RosImage
@@ -464,14 +463,14 @@ def test_qos_depth_changes_under_a_flood_keep_the_node_up(tmp_path_factory):
         frame = image_msg(np.zeros((8, 8, 3), np.uint8), sec=1)
         flood = threading.Thread(target=lambda: [pub.publish(frame) for _ in iter(stop.is_set, True)])
         flood.start()
-        changes, deadline = 0, time.monotonic() + 8
-        while time.monotonic() < deadline and changes < 300 and proc.proc.poll() is None:
-            changes += 1
-            assert driver.set_param("seg_qos_flood", "qos.depth", 1 + changes % 3).successful
+        for change in range(200):  # a count, not a time: each change re-creates the subscriptions once
+            if proc.proc.poll() is not None:
+                break
+            assert driver.set_param("seg_qos_flood", "qos.depth", 1 + change % 3).successful
         stop.set()
         flood.join()
         assert proc.proc.poll() is None, proc.stderr[-3000:]
-        assert changes > 20 and "Traceback" not in proc.stderr
+        assert "Traceback" not in proc.stderr
         good = image_msg(generate_scene(5, (48, 64)).image, sec=2)
         for _ in range(40):  # the node still answers
             pub.publish(good)

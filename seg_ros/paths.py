@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from seg_ros.errors import InputError, clip
@@ -36,31 +37,32 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def require_file(path: str | os.PathLike, what: str = "input") -> Path:
-    """``path`` as a Path; InputError unless it is an existing regular file (a link to one counts)."""
+def _require(path: str | os.PathLike, what: str, accept: Callable[[int], bool],
+             refusal: Callable[[Path, int], str]) -> Path:
+    """``path`` as a Path whose mode ``accept`` takes; else InputError with ``refusal(path, mode)``."""
     p = Path(path)
     mode = _stat(p, what).st_mode
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{what} {p} is {_kind(mode)}, not a regular file; give a file.")
+    if not accept(mode):
+        raise InputError(refusal(p, mode))
     return p
+
+
+def require_file(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` as a Path; InputError unless it is an existing regular file (a link to one counts)."""
+    return _require(path, what, stat.S_ISREG,
+                    lambda p, mode: f"{what} {p} is {_kind(mode)}, not a regular file; give a file.")
 
 
 def require_dir(path: str | os.PathLike, what: str = "folder") -> Path:
     """``path`` as a Path; InputError unless it is an existing folder."""
-    p = Path(path)
-    mode = _stat(p, what).st_mode
-    if not stat.S_ISDIR(mode):
-        raise InputError(f"{what} {p} is {_kind(mode) if not stat.S_ISREG(mode) else 'a file'}, not a folder.")
-    return p
+    return _require(path, what, stat.S_ISDIR, lambda p, mode: (
+        f"{what} {p} is {_kind(mode) if not stat.S_ISREG(mode) else 'a file'}, not a folder."))
 
 
 def require_file_or_dir(path: str | os.PathLike, what: str = "input") -> Path:
     """``path`` as a Path; InputError unless it is an existing regular file or folder."""
-    p = Path(path)
-    mode = _stat(p, what).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise InputError(f"{what} {p} is {_kind(mode)}; give a regular file or a folder.")
-    return p
+    return _require(path, what, lambda mode: stat.S_ISREG(mode) or stat.S_ISDIR(mode),
+                    lambda p, mode: f"{what} {p} is {_kind(mode)}; give a regular file or a folder.")
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -70,15 +72,21 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
+def write_probe(folder: str | os.PathLike) -> None:
+    """Create and remove a file in ``folder``; OSError when that fails. The one writability test that holds for
+    every reason (permissions for root too, read-only mounts, ACLs, /proc)."""
+    fd, probe = tempfile.mkstemp(prefix=".seg-ros-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def _probe_writable(folder: Path, target: Path, what: str) -> None:
-    """Create and remove a file in ``folder``; InputError naming ``target`` when that fails."""
+    """:func:`write_probe` in ``folder``; InputError naming ``target`` when that fails."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".seg-ros-probe-", dir=folder)
+        write_probe(folder)
     except OSError as e:
         raise InputError(f"{what} {target} cannot be written: creating a file in {folder} fails "
                          f"({e.strerror}); choose another path.") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def check_creatable(folder: Path, target: Path, what: str) -> None:

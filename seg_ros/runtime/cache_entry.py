@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from seg_ros.errors import ConfigError
 from seg_ros.outputs import atomic_path
+from seg_ros.paths import write_probe
 
 log = logging.getLogger("seg_ros.runtime")
 
@@ -86,9 +86,7 @@ def ensure_cache_dir(folder: Path) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".seg-ros-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        write_probe(folder)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
         raise CacheDirError(f"cache folder {folder} cannot be created because {blocker} is a file; remove it "

@@ -17,7 +17,6 @@ faster there than torch for uint8 images.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.labels import LabelSet
+from seg_ros.core.limits import check_crf_size, format_resolution, parse_resolution
 from seg_ros.crf import CRFConfig, DenseCRF
-from seg_ros.errors import ConfigError, InputError, clip
-from seg_ros.labels import LabelSet
-from seg_ros.limits import check_crf_size, check_inference_size
-from seg_ros.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
+from seg_ros.models.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
 from seg_ros.runtime import Backend, ModelSource, RuntimeOptions, create_backend, resolve_device
 
 OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
@@ -40,25 +39,6 @@ POSTPROCESS_BAND_BYTES = 256 << 20
 STAGES = ("preprocess", "infer", "crf", "postprocess", "render")
 """Per-frame stage timings of :class:`SegResult`; ``crf`` is 0 while the CRF is off."""
 
-_RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """Parse ``"HxW"`` (e.g. ``"360x640"``) into ``(height, width)``, an inference size that can run.
-
-    Raises:
-        ConfigError: not of the form HxW, or outside :func:`seg_ros.limits.check_inference_size`'s bounds.
-    """
-    m = _RESOLUTION_RE.match(str(text))
-    if not m:
-        raise ConfigError(f"resolution {clip(repr(text))} is not of the form HxW, e.g. 360x640.")
-    h, w = int(m.group(1)), int(m.group(2))
-    check_inference_size(h, w, what=f"resolution {text!r}")
-    return h, w
-
-
-def format_resolution(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
 
 
 @dataclass
@@ -433,7 +413,8 @@ def _max_and_confidence(logits: torch.Tensor, confidence: bool) -> tuple[torch.T
 
 
 def _check_crf_size(stage: DenseCRF, height: int, width: int, classes: int) -> None:
-    """Refuse (InputError) a frame whose dense CRF would exceed the bounds of :func:`seg_ros.limits.check_crf_size`."""
+    """Refuse (InputError) a frame whose dense CRF would exceed the bounds of
+    :func:`~seg_ros.core.limits.check_crf_size`."""
     if stage.method == "exact":
         check_crf_size(height, width, 1, classes, what="the exact dense CRF",
                        fix="use crf.method fast (its automatic grid), or smaller frames")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from seg_ros.labels import CAMVID
-from seg_ros.modelfile import ModelMeta, save_model
+from seg_ros.core.labels import CAMVID
 from seg_ros.models import build
+from seg_ros.models.modelfile import ModelMeta, save_model
 
 
 @pytest.fixture(scope="session")

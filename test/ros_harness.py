@@ -25,9 +25,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from seg_ros.ros.flood import claim_domain_id  # the tests' domain ids, shared with the flood
+from seg_ros.io.messages import ImageFields, encode_rgb
 from seg_ros.ros.launch_support import READY_MARKER
-from seg_ros.ros.messages import ImageFields, encode_rgb
+from seg_ros.ros.tools.flood import claim_domain_id  # the tests' domain ids, shared with the flood
 
 REPO = Path(__file__).resolve().parents[1]
 BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from seg_ros.bags import BagWriter
 from seg_ros.cli import main
-from seg_ros.errors import ConfigError
-from seg_ros.metrics import ConfusionMatrix
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.io.bags import BagWriter
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import BackendUnavailableError, RuntimeOptions, can_run, choose_backend
 from seg_ros.runtime.calibration import CalibrationError, load_calibration, read_calibration_frames

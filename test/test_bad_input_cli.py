@@ -231,12 +231,12 @@ def test_a_diverging_training_stops_with_one_sentence_and_writes_no_model(tmp_pa
 ])
 def test_machine_errors_while_working_are_one_sentence(error, phrase, ground, monkeypatch, capsys):
     """What the allocator, the JSON parser or OpenCV raise deep inside a job reaches the user as one sentence."""
-    import seg_ros.files
+    import seg_ros.tools.segment
 
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(seg_ros.files, "segment_files", fail)
+    monkeypatch.setattr(seg_ros.tools.segment, "segment_files", fail)
     out = ground / "out"
     assert main(["segment", str(ground / "img.png"), "--out", str(out), "--device", "cpu"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
@@ -322,12 +322,12 @@ def test_evaluate_holds_bag_frames_to_the_pixel_budget(where, small_bag, random_
 
 
 def test_an_unexpected_error_is_one_line_exit_1_and_a_traceback_on_request(ground, monkeypatch, capsys):
-    import seg_ros.files
+    import seg_ros.tools.segment
 
     def fail(*args, **kwargs):
         raise ValueError("an internal inconsistency")
 
-    monkeypatch.setattr(seg_ros.files, "segment_files", fail)
+    monkeypatch.setattr(seg_ros.tools.segment, "segment_files", fail)
     argv = ["segment", str(ground / "img.png"), "--out", str(ground / "out"), "--device", "cpu"]
     assert main(argv) == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

@@ -24,8 +24,9 @@ from PIL import Image as PILImage
 from rosbags.typesys import Stores, get_typestore
 from safetensors.torch import save
 
-from seg_ros.limits import DEFAULT_MAX_PIXELS
-from seg_ros.modelfile import (
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS
+from seg_ros.io.messages import MessageError, compressed_to_rgb, image_to_array, image_to_rgb
+from seg_ros.models.modelfile import (
     CHECKSUM_KEY,
     MAX_HEADER_BYTES,
     MAX_METADATA_CHARS,
@@ -37,7 +38,6 @@ from seg_ros.modelfile import (
     shipped_models,
 )
 from seg_ros.ros.engine import SegmentationEngine
-from seg_ros.ros.messages import MessageError, compressed_to_rgb, image_to_array, image_to_rgb
 from seg_ros.synthetic import generate_scene
 
 TS = get_typestore(Stores.ROS2_KILTED)
@@ -149,7 +149,7 @@ def test_raw_image_declaring_30000x30000_with_short_data(enc, bpp):
 PEAK_RSS = """
 import resource, sys
 import numpy as np
-from seg_ros.ros.messages import MessageError, compressed_to_rgb
+from seg_ros.io.messages import MessageError, compressed_to_rgb
 
 class Msg:
     format = "x"

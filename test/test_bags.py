@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from seg_ros.bags import (
+from seg_ros.core.errors import InputError
+from seg_ros.core.labels import CAMVID, CITYSCAPES_LABEL_TO_TRAIN
+from seg_ros.io.bags import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     IMAGE,
@@ -21,10 +23,8 @@ from seg_ros.bags import (
     EmptyBagError,
     write_dataset_bag,
 )
-from seg_ros.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
-from seg_ros.errors import InputError
-from seg_ros.labels import CAMVID, CITYSCAPES_LABEL_TO_TRAIN
-from seg_ros.ros.messages import MessageError
+from seg_ros.io.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
+from seg_ros.io.messages import MessageError
 from seg_ros.synthetic import generate_drive
 
 T0 = 1_700_000_000_000_000_000

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from seg_ros.bench import bench_segmenter, format_table, write_report
 from seg_ros.cli import main
 from seg_ros.pipeline import Segmenter
+from seg_ros.tools.bench import bench_segmenter, format_table, write_report
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_bag_read_benchmark_reads_every_frame_in_both_storages(tmp_path, capsys)
 
 
 def test_evaluate_benchmark_splits_overhead_from_pipeline_time(random_model_file):
-    from seg_ros.bench import bench_evaluate, format_evaluate_table
+    from seg_ros.tools.bench import bench_evaluate, format_evaluate_table
 
     ev = bench_evaluate(str(random_model_file), frames=3, size=(48, 64), device="cpu")
     assert ev["frames"] == 3 and ev["resolution"] == "48x64"

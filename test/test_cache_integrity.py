@@ -15,10 +15,10 @@ import onnx
 import pytest
 
 from seg_ros.cli import main
-from seg_ros.modelfile import file_sha256, resolve_model
+from seg_ros.core.cache_entry import CacheDirError, CacheEntry, ensure_cache_dir, seal, sha256_json, unseal
+from seg_ros.models.modelfile import file_sha256, resolve_model
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import RuntimeOptions
-from seg_ros.runtime.cache_entry import CacheDirError, CacheEntry, ensure_cache_dir, seal, sha256_json, unseal
 from seg_ros.runtime.export import _load_cached, cached_export
 from seg_ros.runtime.onnx_model import SIDECAR_KEY, load_onnx_model
 from seg_ros.synthetic import generate_scene

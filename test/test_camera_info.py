@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from seg_ros.errors import InputError
+from seg_ros.core.errors import InputError
 from seg_ros.ros.camera_info import scale_camera_info, scale_factors
 
 TS = get_typestore(Stores.ROS2_KILTED)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seg_ros.datasets import FolderDataset
-from seg_ros.labels import CAMVID
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import read_meta, shipped_models
+from seg_ros.core.labels import CAMVID
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.io.datasets import FolderDataset
+from seg_ros.models.modelfile import read_meta, shipped_models
 from seg_ros.pipeline import Segmenter
 from seg_ros.ros.params import load_params_file, segmenter_kwargs
 

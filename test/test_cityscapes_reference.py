@@ -16,12 +16,12 @@ import pytest
 import torch
 from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as csev
 
-from seg_ros.bags import BagReader, write_dataset_bag
-from seg_ros.datasets import CityscapesSource
+from seg_ros.core.labels import CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN, CITYSCAPES_TRAIN_TO_LABEL
 from seg_ros.evaluate import EvalOptions, evaluate_bag
-from seg_ros.labels import CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN, CITYSCAPES_TRAIN_TO_LABEL
-from seg_ros.modelfile import ModelMeta, save_model
+from seg_ros.io.bags import BagReader, write_dataset_bag
+from seg_ros.io.datasets import CityscapesSource
 from seg_ros.models import build
+from seg_ros.models.modelfile import ModelMeta, save_model
 from seg_ros.pipeline import Segmenter
 from seg_ros.synthetic import generate_scene
 

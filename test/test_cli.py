@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seg_ros.cli import main
-from seg_ros.datasets import read_image, read_labels
+from seg_ros.io.datasets import read_image, read_labels
 
 
 def _write_png(path, rng, h=48, w=64):
@@ -136,7 +136,7 @@ def test_train_fine_tunes_with_class_weights_from_the_command_line(random_model_
               "--quiet", "--class-weights", "median-frequency"]
     assert main([*common, "--init", str(random_model_file), "--out", str(out)]) == 0
     assert "class weights (median-frequency): Sky" in capsys.readouterr().out
-    from seg_ros.modelfile import read_meta
+    from seg_ros.models.modelfile import read_meta
 
     prov = read_meta(out).provenance
     assert prov["init"]["file"] == "random.safetensors" and prov["recipe"]["class_weights"] == "median-frequency"

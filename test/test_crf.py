@@ -10,15 +10,21 @@ import pytest
 import torch
 
 from seg_ros.cli import main
+from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.labels import CAMVID
+from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.crf import CRFConfig, CRFUnavailableError, DenseCRF, exact_available, fast_crf, uncertain_region
 from seg_ros.crf.lattice import Permutohedral
-from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table, synthetic_logits
-from seg_ros.errors import ConfigError, InputError
-from seg_ros.labels import CAMVID
-from seg_ros.metrics import ConfusionMatrix
 from seg_ros.pipeline import STAGES, Segmenter
 from seg_ros.ros.params import crf_config, defaults, validate, validate_all
 from seg_ros.synthetic import generate_scene
+from seg_ros.tools.crfbench import (
+    bench_crf_speed,
+    crf_accuracy,
+    format_accuracy_table,
+    format_speed_table,
+    synthetic_logits,
+)
 
 SIZE = (48, 64)
 needs_exact = pytest.mark.skipif(not exact_available(), reason="pydensecrf2 is not installed")
@@ -300,8 +306,8 @@ def test_crf_parameters_become_the_segmenter_setting():
 def test_engine_applies_crf_changes_on_the_next_frame_without_a_rebuild(random_model_file, no_pydensecrf):
     from rosbags.typesys import Stores, get_typestore
 
+    from seg_ros.io.messages import encode_rgb
     from seg_ros.ros.engine import SegmentationEngine
-    from seg_ros.ros.messages import encode_rgb
 
     ts = get_typestore(Stores.ROS2_KILTED)
     image_cls = ts.types["sensor_msgs/msg/Image"]
@@ -343,9 +349,9 @@ def test_cli_segment_with_crf_and_bad_crf_settings(tmp_path, random_model_file, 
 
 @pytest.mark.slow
 def test_cli_evaluate_with_crf(tmp_path, random_model_file, capsys):
-    from seg_ros.bags import write_dataset_bag
-    from seg_ros.datasets import SyntheticDriveSource
     from seg_ros.evaluate import load_report
+    from seg_ros.io.bags import write_dataset_bag
+    from seg_ros.io.datasets import SyntheticDriveSource
 
     bag = tmp_path / "bag"
     write_dataset_bag(SyntheticDriveSource(3, 2, SIZE), bag, progress=False)

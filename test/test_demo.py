@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_ros.bags import BagReader
-from seg_ros.demo import (
+from seg_ros.core.labels import CAMVID
+from seg_ros.io.bags import BagReader
+from seg_ros.tools.demo import (
     CONTACT_SHEET,
     DEMO_FPS,
     OVERLAY_VIDEO,
@@ -19,7 +20,6 @@ from seg_ros.demo import (
     run_demo,
     sheet_layout,
 )
-from seg_ros.labels import CAMVID
 
 FRAMES, SIZE = 4, (180, 320)
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from seg_ros.errors import SegRosError
-from seg_ros.labels import CAMVID
+from seg_ros.core.errors import SegRosError
+from seg_ros.core.labels import CAMVID
+from seg_ros.io.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb
 from seg_ros.pipeline import Segmenter
 from seg_ros.ros.engine import SHUTTING_DOWN, TEST_DELAY_ENV, SegmentationEngine
-from seg_ros.ros.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb
 from seg_ros.synthetic import generate_scene
 
 TS = get_typestore(Stores.ROS2_KILTED)

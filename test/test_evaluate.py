@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_ros.bags import BagReader, BagWriter, write_dataset_bag
 from seg_ros.cli import main
-from seg_ros.datasets import ImageFolderSource, SyntheticDriveSource
+from seg_ros.core.labels import CAMVID
+from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.evaluate import EvalOptions, GroundTruthDir, compare_reports, evaluate_bag, load_report
-from seg_ros.labels import CAMVID
-from seg_ros.metrics import ConfusionMatrix
+from seg_ros.io.bags import BagReader, BagWriter, write_dataset_bag
+from seg_ros.io.datasets import ImageFolderSource, SyntheticDriveSource
 from seg_ros.pipeline import Segmenter
 from seg_ros.synthetic import generate_drive
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from seg_ros.ros.dds import PROFILE, default_profile_env, profile_env, use_default_profile
-from seg_ros.ros.flood import (
+from seg_ros.ros.tools.flood import (
     FloodResult,
     RssTrace,
     accounting_problem,
@@ -128,7 +128,7 @@ needs_rclpy = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None, reas
 @pytest.mark.slow
 @needs_rclpy
 def test_node_under_a_short_flood_accounts_for_every_frame(tmp_path):
-    from seg_ros.ros.flood import run_flood
+    from seg_ros.ros.tools.flood import run_flood
 
     r = run_flood("node", publishers=2, rate_hz=100.0, seconds=3.0, max_size=(48, 64), min_size=(8, 8),
                   settle_s=1.0, node_params={"resolution": "32x48"}, log_dir=tmp_path)
@@ -146,7 +146,7 @@ def test_node_under_a_short_flood_accounts_for_every_frame(tmp_path):
 def test_shipped_profile_is_accepted_by_fast_dds(tmp_path):
     """The profile parses (Fast DDS logs XMLPARSER errors and falls back to its defaults otherwise) and a
     subscriber that loads it still receives frames."""
-    from seg_ros.ros.flood import run_flood
+    from seg_ros.ros.tools.flood import run_flood
 
     limits = ET.parse(PROFILE).getroot().find(".//{*}resourceLimitsQos")
     assert int(limits.find("{*}max_samples").text) >= int(limits.find("{*}max_samples_per_instance").text) >= 10
@@ -160,7 +160,7 @@ def test_shipped_profile_is_accepted_by_fast_dds(tmp_path):
     broken = tmp_path / "broken.xml"
     broken.write_text(PROFILE.read_text().replace("<max_samples>", "<max_samples>x", 1))
     env = {**os.environ, **profile_env(broken), "ROS_DOMAIN_ID": "0", "ROS_AUTOMATIC_DISCOVERY_RANGE": "OFF"}
-    p = subprocess.Popen([sys.executable, "-m", "seg_ros.ros.flood", "--role", "subscribe"], env=env,
+    p = subprocess.Popen([sys.executable, "-m", "seg_ros.ros.tools.flood", "--role", "subscribe"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
     p.send_signal(signal.SIGINT)

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from seg_ros.checkpoint_import import CheckpointImportError, build_converted, convert, import_checkpoint
 from seg_ros.cli import main
-from seg_ros.labels import CITYSCAPES, VOC
-from seg_ros.modelfile import load_model
+from seg_ros.core.labels import CITYSCAPES, VOC
 from seg_ros.models import build
+from seg_ros.models.checkpoint_import import CheckpointImportError, build_converted, convert, import_checkpoint
+from seg_ros.models.modelfile import load_model
 
 FIXTURE_DIR = Path(os.environ.get("SEG_ROS_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared"
                                   / "fixtures"))

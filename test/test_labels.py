@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seg_ros.labels import (
+from seg_ros.core.labels import (
     CAMVID,
     CITYSCAPES,
     CITYSCAPES_LABEL_TO_TRAIN,

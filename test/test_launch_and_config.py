@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.ros import launch_support as ls
 from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, load_params_file, markdown_table
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from seg_ros.labels import CAMVID
-from seg_ros.ros.messages import (
+from seg_ros.core.labels import CAMVID
+from seg_ros.io.messages import (
     SUPPORTED_ENCODINGS,
     MessageError,
     array_to_image_fields,

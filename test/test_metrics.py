@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seg_ros.metrics import ConfusionMatrix
+from seg_ros.core.metrics import ConfusionMatrix
 
 
 def test_hand_computed_scores():

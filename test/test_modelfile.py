@@ -5,8 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save, save_file
 
-from seg_ros.labels import CAMVID, CITYSCAPES
-from seg_ros.modelfile import (
+from seg_ros.core.labels import CAMVID, CITYSCAPES
+from seg_ros.models import build
+from seg_ros.models.modelfile import (
     CHECKSUM_KEY,
     METADATA_KEY,
     ModelFileError,
@@ -18,7 +19,6 @@ from seg_ros.modelfile import (
     save_model,
     shipped_models,
 )
-from seg_ros.models import build
 
 
 def _meta(**kw) -> ModelMeta:

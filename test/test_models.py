@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.models import available, build
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
-from seg_ros.pretrained import init_backbone, load_imagenet_state_dict
+from seg_ros.models.pretrained import init_backbone, load_imagenet_state_dict
 
 # The official LiteSeg-MobileNetV2 head, by state-dict key prefix (the official code's names).
 OFFICIAL_HEAD_PREFIXES = {

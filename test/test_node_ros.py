@@ -36,10 +36,10 @@ from ros_harness import (  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from seg_ros.labels import CAMVID  # noqa: E402
+from seg_ros.core.labels import CAMVID  # noqa: E402
+from seg_ros.io.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb  # noqa: E402
 from seg_ros.pipeline import Segmenter  # noqa: E402
 from seg_ros.ros.launch_support import READY_MARKER  # noqa: E402
-from seg_ros.ros.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array, image_to_rgb  # noqa: E402
 from seg_ros.ros.node import LABEL_INFO_TOPIC, LabelInfo  # noqa: E402
 from seg_ros.synthetic import generate_scene  # noqa: E402
 

@@ -6,7 +6,7 @@ import pytest
 
 from seg_ros.cli import main
 from seg_ros.pipeline import Segmenter
-from seg_ros.ros.nodebench import bench_node, format_node_table, rclpy_kit, rosbags_kit
+from seg_ros.ros.tools.nodebench import bench_node, format_node_table, rclpy_kit, rosbags_kit
 from seg_ros.synthetic import generate_scene
 
 

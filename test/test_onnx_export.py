@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from seg_ros.cli import main
-from seg_ros.errors import ConfigError
-from seg_ros.labels import CAMVID
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.labels import CAMVID
 from seg_ros.models import available, build
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import RuntimeOptions
@@ -80,7 +80,7 @@ def test_export_errors_exit_2_and_write_nothing(args, message, random_model_file
 @pytest.mark.parametrize("arch", available())
 @pytest.mark.slow
 def test_every_registry_model_exports_and_matches_torch(arch, tmp_path):
-    from seg_ros.modelfile import ModelMeta, save_model
+    from seg_ros.models.modelfile import ModelMeta, save_model
 
     torch.manual_seed(0)
     model = build(arch, CAMVID.num_classes).eval()
@@ -164,7 +164,7 @@ class _Foreign(torch.nn.Module):
 @pytest.fixture(scope="module")
 def foreign(random_model_file, tmp_path_factory):
     """Two foreign-style ONNX files (exported once per module): logits at 1/4 resolution, and an argmax."""
-    from seg_ros.modelfile import load_model
+    from seg_ros.models.modelfile import load_model
 
     net, _ = load_model(random_model_file)
     d = tmp_path_factory.mktemp("foreign")

@@ -1,7 +1,7 @@
 import pytest
 
-from seg_ros.errors import ConfigError
-from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 from seg_ros.pipeline import Segmenter
 from seg_ros.ros.params import (
     PARAMS,

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seg_ros.core.errors import ConfigError, InputError
 from seg_ros.crf import CRFConfig
-from seg_ros.errors import ConfigError, InputError
-from seg_ros.modelfile import ModelFileError, load_model
+from seg_ros.models.modelfile import ModelFileError, load_model
 from seg_ros.pipeline import Segmenter, parse_resolution, upsampled_argmax
 from seg_ros.synthetic import generate_scene
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from seg_ros.labels import CAMVID
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import DEFAULT_MODEL, read_meta, shipped_models
+from seg_ros.core.labels import CAMVID
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.models.modelfile import DEFAULT_MODEL, read_meta, shipped_models
 from seg_ros.pipeline import Segmenter
 from seg_ros.synthetic import generate_scene
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from seg_ros.ros.soak import format_report, run_soak
+from seg_ros.tools.soak import format_report, run_soak
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seg_ros.labels import CAMVID
+from seg_ros.core.labels import CAMVID
 from seg_ros.synthetic import (
     BICYCLIST,
     BUILDING,

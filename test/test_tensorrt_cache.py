@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from seg_ros.errors import ConfigError
-from seg_ros.runtime.cache_entry import CacheDirError, sha256_json
+from seg_ros.core.cache_entry import CacheDirError, sha256_json
+from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationError, CalibrationSet
 from seg_ros.runtime.engine_cache import FINGERPRINT, PLAN, EngineCache, EngineFingerprint
 from seg_ros.runtime.tensorrt_backend import CalibrationFeed, decide_shape, make_fingerprint, tensorrt_status

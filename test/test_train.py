@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg_ros.datasets import Augment, FolderDataset
-from seg_ros.errors import InputError, SegRosError
-from seg_ros.modelfile import load_model, read_meta
+from seg_ros.core.errors import InputError, SegRosError
+from seg_ros.io.datasets import Augment, FolderDataset
+from seg_ros.models.modelfile import load_model, read_meta
 from seg_ros.synthetic import generate_scene
 from seg_ros.train import TrainConfig, segmentation_loss, train
 
@@ -142,7 +142,7 @@ def test_weighted_losses_are_weighted_means_over_the_counted_pixels():
 
 
 def test_median_frequency_weights_match_the_definition():
-    from seg_ros.class_balance import class_pixel_counts, class_weights, median_frequency_weights
+    from seg_ros.train.class_balance import class_pixel_counts, class_weights, median_frequency_weights
 
     a = np.zeros((4, 5), np.uint8)  # 20 px: 12 of class 0, 6 of class 1, 2 ignored
     a[3] = 1
@@ -227,9 +227,9 @@ def test_ema_model_is_validated_written_and_resumed(tmp_path):
 
 @pytest.mark.slow
 def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_model_file):
-    from seg_ros.datasets import SyntheticDataset
-    from seg_ros.labels import get_label_set
-    from seg_ros.metrics import ConfusionMatrix
+    from seg_ros.core.labels import get_label_set
+    from seg_ros.core.metrics import ConfusionMatrix
+    from seg_ros.io.datasets import SyntheticDataset
     from seg_ros.pipeline import Segmenter
     from seg_ros.train import validate
 

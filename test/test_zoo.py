@@ -12,18 +12,18 @@ import pytest
 import torch
 
 from seg_ros.cli import main
-from seg_ros.errors import ConfigError
-from seg_ros.labels import CAMVID
-from seg_ros.modelfile import ModelMeta, read_meta, save_model
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.labels import CAMVID
 from seg_ros.models import available, build, get_spec
 from seg_ros.models import complexity as cx
 from seg_ros.models.darknet import DarkNet19Features
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
+from seg_ros.models.modelfile import ModelMeta, read_meta, save_model
+from seg_ros.models.pretrained import init_backbone, load_imagenet_state_dict
 from seg_ros.models.resnet import ResNetFeatures
 from seg_ros.models.shufflenet import ShuffleNetV1Features
 from seg_ros.models.vgg import VGG16LargeFOVFeatures
 from seg_ros.pipeline import Segmenter
-from seg_ros.pretrained import init_backbone, load_imagenet_state_dict
 
 ZOO = ("liteseg_shufflenet", "liteseg_darknet19", "deeplabv1_vgg16_largefov", "deeplabv3_resnet50",
        "deeplabv3_resnet101", "deeplabv3_mobilenetv2", "deeplabv3plus_resnet50", "deeplabv3plus_resnet101",

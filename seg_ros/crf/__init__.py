@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from seg_ros.core.errors import InputError
 from seg_ros.crf.config import AUTO_GRID_SIDE, LIMITS, METHODS, CRFConfig, grid_name
 from seg_ros.crf.exact import CRFUnavailableError, exact_available, exact_crf
 from seg_ros.crf.fast import fast_crf, uncertain_region
-from seg_ros.errors import InputError
 
 
 def resolve_method(cfg: CRFConfig, device: torch.device) -> str:

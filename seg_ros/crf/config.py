@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 
 METHODS = ("exact", "fast", "auto")
 

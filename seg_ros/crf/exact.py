@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seg_ros.core.errors import ConfigError
 from seg_ros.crf.config import CRFConfig
-from seg_ros.errors import ConfigError
 
 
 class CRFUnavailableError(ConfigError):

@@ -4,8 +4,8 @@ MACs are counted with PyTorch's own ``torch.utils.flop_counter.FlopCounterMode``
 (convolutions and matrix products; FLOPs / 2) on the ``meta`` device, so no
 weights are allocated and nothing is computed. That still takes about a second
 per architecture, so results are cached in memory and in a small JSON file in
-the cache folder (:func:`~seg_ros.runtime.cache_entry.default_cache_dir`). The
-file is a sealed record (:func:`~seg_ros.runtime.cache_entry.seal`): its source
+the cache folder (:func:`~seg_ros.core.cache_entry.default_cache_dir`). The
+file is a sealed record (:func:`~seg_ros.core.cache_entry.seal`): its source
 is a fingerprint of the model source code and the torch version, and the
 SHA-256 of its entries is checked on every read, so an edited, truncated or
 stale file is logged and measured anew. A cache that cannot be read or written
@@ -85,7 +85,7 @@ def _fingerprint() -> str:
 
 def cache_path() -> Path:
     """Where measured complexities are kept between runs."""
-    from seg_ros.runtime.cache_entry import default_cache_dir
+    from seg_ros.core.cache_entry import default_cache_dir
 
     return default_cache_dir() / CACHE_FILE
 
@@ -96,7 +96,7 @@ def _source() -> dict[str, str]:
 
 def _read_cache(path: Path) -> dict[str, Any]:
     """The verified entries of the cache file, or {} (absent; unusable ones are logged)."""
-    from seg_ros.runtime.cache_entry import unseal
+    from seg_ros.core.cache_entry import unseal
 
     try:
         text = path.read_text()
@@ -119,9 +119,9 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
-    from seg_ros.errors import SegRosError
-    from seg_ros.outputs import atomic_path
-    from seg_ros.runtime.cache_entry import ensure_cache_dir, seal
+    from seg_ros.core.cache_entry import ensure_cache_dir, seal
+    from seg_ros.core.errors import SegRosError
+    from seg_ros.core.staging import atomic_path
 
     try:
         ensure_cache_dir(path.parent)

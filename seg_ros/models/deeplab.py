@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.models.blocks import ImagePooling
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
 from seg_ros.models.resnet import ResNetFeatures

@@ -2,7 +2,7 @@
 
 Keys follow ``torchvision.models.mobilenet_v2`` (``features.0.0.weight`` …
 ``features.18.1.running_var``) without the ImageNet classifier, so torchvision's
-ImageNet checkpoint loads key for key (see :mod:`seg_ros.pretrained`).
+ImageNet checkpoint loads key for key (see :mod:`seg_ros.models.pretrained`).
 ``last_conv=False`` leaves out the final 1×1 conv to 1280 channels
 (``features.18``) and returns the 320-channel "second last feature map" that
 the MobileNetV2 paper (Sec. 6.3) puts DeepLabv3 on.
@@ -68,7 +68,7 @@ class MobileNetV2Features(nn.Module):
         self.output_stride = output_stride
         self.out_channels = LAST_CHANNELS if last_conv else _SETTINGS[-1][1]
         self.pretrained_unused: tuple[str, ...] = () if last_conv else ("features.18.",)
-        """Prefixes of the ImageNet weights this backbone leaves out (see seg_ros.pretrained.init_backbone)."""
+        """Prefixes of the ImageNet weights this backbone leaves out (see seg_ros.models.pretrained.init_backbone)."""
         stride_so_far, dilation = 2, 1
         layers: list[nn.Module] = [ConvBNReLU6(3, 32, stride=2)]
         cin = 32

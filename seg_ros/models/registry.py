@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.models import deeplab
 from seg_ros.models.liteseg import liteseg_darknet19, liteseg_mobilenetv2, liteseg_shufflenet
 
@@ -25,7 +25,7 @@ class ModelSpec:
     builder: Callable[..., nn.Module]
     description: str
     pretrained_backbone: str | None = None
-    """Name of the ImageNet weights that initialise its backbone (see seg_ros.pretrained), if any."""
+    """Name of the ImageNet weights that initialise its backbone (see seg_ros.models.pretrained), if any."""
     backbone: str = ""
     """Backbone network, for listings (e.g. ``ResNet-50``)."""
     output_stride: str = ""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.errors import InputError
+from seg_ros.core.errors import InputError
 
 
 def scale_factors(info: Any, height: int, width: int) -> tuple[float, float]:

@@ -33,11 +33,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from seg_ros.errors import ConfigError, InputError, SegRosError, clip
+from seg_ros.core.errors import ConfigError, InputError, SegRosError, clip
+from seg_ros.io.messages import compressed_to_rgb, confidence_image, image_message, image_to_rgb
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
 from seg_ros.ros.diagnostics import NodeStats, Summary, Throttle
-from seg_ros.ros.messages import compressed_to_rgb, confidence_image, image_message, image_to_rgb
 from seg_ros.ros.params import SPECS, crf_config, reload_params, segmenter_kwargs, validate, validate_all
 from seg_ros.ros.worker import FrameWorker
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 
 PACKAGE = "seg_ros"
 EXECUTABLE = "segmentation_node"

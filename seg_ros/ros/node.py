@@ -63,12 +63,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from seg_ros.errors import SegRosError
+from seg_ros.core.errors import SegRosError
+from seg_ros.io.messages import label_info_json, label_info_message
 from seg_ros.ros.dds import use_default_profile
 from seg_ros.ros.diagnostics import diagnostic_array
 from seg_ros.ros.engine import OUTPUTS, SHUTTING_DOWN, SegmentationEngine
 from seg_ros.ros.launch_support import READY_MARKER
-from seg_ros.ros.messages import label_info_json, label_info_message
 from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, ParamSpec, validate, validate_all
 from seg_ros.ros.qos import choose_reliability, incompatible_qos_hint
 
@@ -350,28 +350,6 @@ class _DiagTypes:
     DiagnosticArray = DiagnosticArray
     DiagnosticStatus = DiagnosticStatus
     KeyValue = KeyValue
-
-
-def message_kit() -> Any:
-    """rclpy's message classes and (de)serialisers for ``seg-ros bench --node`` (rclpy is imported only here)."""
-    from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import RegionOfInterest
-
-    from seg_ros.ros.nodebench import MessageKit
-
-    def header() -> Header:
-        h = Header(frame_id="camera")
-        h.stamp.sec, h.stamp.nanosec = 1, 2
-        return h
-
-    def camera_info() -> CameraInfo:
-        return CameraInfo(header=header(), height=720, width=1280, distortion_model="plumb_bob", d=[0.0] * 5,
-                          k=[900.0, 0.0, 640.0, 0.0, 900.0, 360.0, 0.0, 0.0, 1.0],
-                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                          p=[900.0, 0.0, 640.0, 0.0, 0.0, 900.0, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0],
-                          roi=RegionOfInterest())
-
-    return MessageKit("rclpy", Image, camera_info, header, serialize_message, deserialize_message)
 
 
 def _init_rclpy(args: list[str] | None) -> None:

@@ -21,14 +21,13 @@ from typing import Any
 
 import yaml
 
+from seg_ros.core.errors import ConfigError, clip
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, parse_resolution
 from seg_ros.crf import AUTO_GRID_SIDE as CRF_AUTO_GRID_SIDE
 from seg_ros.crf import LIMITS as CRF_LIMITS
 from seg_ros.crf import METHODS as CRF_METHODS
 from seg_ros.crf import CRFConfig
-from seg_ros.errors import ConfigError, clip
-from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
-from seg_ros.modelfile import DEFAULT_MODEL
-from seg_ros.pipeline import parse_resolution
+from seg_ros.models.modelfile import DEFAULT_MODEL
 from seg_ros.runtime import BACKENDS
 
 NODE_NAME = "segmentation_node"
@@ -224,8 +223,8 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
     Nested mappings flatten to dotted names (``crf: {enabled: true}`` → ``crf.enabled``). Sections for
     ``/**`` and for ``node_name`` (with or without namespace) are merged, the node's own last.
     """
-    from seg_ros.errors import InputError
-    from seg_ros.paths import require_file
+    from seg_ros.core.errors import InputError
+    from seg_ros.core.paths import require_file
 
     p = Path(path)
     try:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.cache_entry import CacheDirError
+from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.base import (
     Backend,
     BackendUnavailableError,
@@ -30,7 +31,6 @@ from seg_ros.runtime.base import (
     default_cache_dir,
     resolve_device,
 )
-from seg_ros.runtime.cache_entry import CacheDirError
 from seg_ros.runtime.ort_backend import OrtBackend
 from seg_ros.runtime.tensorrt_backend import TensorRTBackend
 from seg_ros.runtime.torch_backend import TorchBackend

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from seg_ros.errors import ConfigError
-from seg_ros.runtime.cache_entry import default_cache_dir
+from seg_ros.core.cache_entry import default_cache_dir
+from seg_ros.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from seg_ros.modelfile import ModelMeta
+    from seg_ros.models.modelfile import ModelMeta
     from seg_ros.runtime.onnx_model import OnnxModel
 
 SHAPE_POLICIES = ("rebuild", "error")

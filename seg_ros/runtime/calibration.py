@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_ros.errors import ConfigError, InputError
+from seg_ros.core.errors import ConfigError, InputError
 
 
 class CalibrationError(ConfigError):
@@ -52,7 +52,7 @@ def read_calibration_frames(source: str | os.PathLike, limit: int = 64, topic: s
     if (p.is_dir() and (p / "metadata.yaml").is_file()) or p.suffix in (".db3", ".mcap"):
         return _bag_frames(p, limit, topic)
     if p.is_dir():
-        from seg_ros.datasets import ImageFolderSource, read_image
+        from seg_ros.io.datasets import ImageFolderSource, read_image
 
         try:
             src = ImageFolderSource(p)
@@ -63,7 +63,7 @@ def read_calibration_frames(source: str | os.PathLike, limit: int = 64, topic: s
 
 
 def _bag_frames(p: Path, limit: int, topic: str) -> list[np.ndarray]:
-    from seg_ros.bags import BagReader
+    from seg_ros.io.bags import BagReader
 
     with BagReader(p) as r:
         if not topic:

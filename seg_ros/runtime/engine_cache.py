@@ -8,7 +8,7 @@ Layout, one folder per engine under ``<cache>/tensorrt``::
     <cache>/tensorrt/calibration/<onnx sha[:16]>-<calibration sha[:16]>-<shape>.cache (+ .manifest.json)
 
 ``key`` is the SHA-256 of the fingerprint (ONNX SHA-256, TensorRT version, GPU name and compute capability,
-precision, input shape, calibration data hash). Entries are :class:`~seg_ros.runtime.cache_entry.CacheEntry`
+precision, input shape, calibration data hash). Entries are :class:`~seg_ros.core.cache_entry.CacheEntry`
 objects: written through a temporary file and a rename, the manifest last, and verified on load (source and
 content hash); a stale or corrupt entry is logged, removed and rebuilt, never a crash.
 """
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seg_ros.runtime.cache_entry import CacheEntry, ensure_cache_dir, sha256_json
+from seg_ros.core.cache_entry import CacheEntry, ensure_cache_dir, sha256_json
 
 log = logging.getLogger("seg_ros.runtime")
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seg_ros.errors import SegRosError
-from seg_ros.modelfile import file_sha256, load_model, resolve_model
-from seg_ros.outputs import atomic_path
-from seg_ros.runtime.cache_entry import CacheEntry, sha256_json
+from seg_ros.core.cache_entry import CacheEntry, sha256_json
+from seg_ros.core.errors import SegRosError
+from seg_ros.core.staging import atomic_path
+from seg_ros.models.modelfile import file_sha256, load_model, resolve_model
 from seg_ros.runtime.onnx_model import SIDECAR_KEY, OnnxModel, load_onnx_model, sidecar_for
 
 OPSET = 18
@@ -99,7 +99,7 @@ def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
 
     Keyed by :func:`export_source` (the model file's SHA-256, the torch version, the opset), so a changed
     model file or a new torch exports anew. A cached file is used only if its manifest verifies (see
-    :mod:`seg_ros.runtime.cache_entry`) and its embedded description names this model file's SHA-256;
+    :mod:`seg_ros.core.cache_entry`) and its embedded description names this model file's SHA-256;
     otherwise it is exported again with a log line naming the entry and the reason.
     """
     path = Path(model_path)

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from seg_ros.labels import LabelSet, LabelSetError, get_label_set
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta, file_sha256
+from seg_ros.core.labels import LabelSet, LabelSetError, get_label_set
+from seg_ros.models.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta, file_sha256
 
 SIDECAR_KEY = "seg_ros_sidecar"
 """ONNX ``metadata_props`` entry holding the sidecar JSON in files written by ``seg-ros export``."""
@@ -142,7 +142,7 @@ def _pick(kind: str, wanted: str | None, names: list[str], source: str, path: Pa
 
 
 def _size(text: Any, what: str, source: str) -> tuple[int, int]:
-    from seg_ros.pipeline import parse_resolution
+    from seg_ros.core.limits import parse_resolution
 
     try:
         return parse_resolution(str(text))

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
 

@@ -2,7 +2,7 @@
 
 Weights are quantized per output channel (int8, symmetric), activations per tensor (uint8, asymmetric)
 from MinMax ranges over the calibration frames. The result is a verified cache entry under
-``cache_root/int8`` (see :mod:`seg_ros.runtime.cache_entry`) keyed by the fp32 ONNX file's SHA-256, the
+``cache_root/int8`` (see :mod:`seg_ros.core.cache_entry`) keyed by the fp32 ONNX file's SHA-256, the
 calibration data hash, the ONNX Runtime version and the recipe; a truncated or altered entry is logged and
 quantized again.
 """
@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from seg_ros.errors import SegRosError
-from seg_ros.runtime.cache_entry import CacheEntry, sha256_json
+from seg_ros.core.cache_entry import CacheEntry, sha256_json
+from seg_ros.core.errors import SegRosError
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
 from seg_ros.runtime.onnx_model import OnnxModel
 

@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from seg_ros.errors import ConfigError, SegRosError
+from seg_ros.core.cache_entry import CacheEntry
+from seg_ros.core.errors import ConfigError, SegRosError
 from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
-from seg_ros.runtime.cache_entry import CacheEntry
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
 from seg_ros.runtime.engine_cache import EngineCache, EngineFingerprint
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError

@@ -7,7 +7,7 @@ import logging
 import torch
 from torch import nn
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.base import Backend, ModelSource, RuntimeOptions
 
 log = logging.getLogger("seg_ros.runtime")

@@ -36,7 +36,13 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_ros import __version__
-from seg_ros.bags import (
+from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.labels import LabelSet
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.core.paths import check_output_dir, require_dir, require_file
+from seg_ros.core.staging import staged_output
+from seg_ros.io.bags import (
     CAMERA_INFO,
     CUSTOM_GT_TOPIC,
     CUSTOM_IMAGE_TOPIC,
@@ -48,13 +54,7 @@ from seg_ros.bags import (
     BagWriter,
     ImageMessage,
 )
-from seg_ros.datasets import check_label_ids, read_labels
-from seg_ros.errors import ConfigError, InputError
-from seg_ros.labels import LabelSet
-from seg_ros.limits import DEFAULT_MAX_PIXELS
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.outputs import staged_output
-from seg_ros.paths import check_output_dir, require_dir, require_file
+from seg_ros.io.datasets import check_label_ids, read_labels
 from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 
 REPORT_FORMAT = "seg_ros.evaluate/1"
@@ -434,7 +434,7 @@ def _report(opts: EvalOptions, info: BagInfo, image_topic: str, image_type: str,
 
 def _write_report_files(stage: Any, report: dict[str, Any], cm: ConfusionMatrix | None, ls: LabelSet,
                         stage_ms: dict[str, list[float]], charts: bool) -> None:
-    from seg_ros.plots import plot_confusion, plot_iou, plot_latency
+    from seg_ros.evaluate.plots import plot_confusion, plot_iou, plot_latency
 
     report["charts"] = []
     if not charts:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -30,11 +29,12 @@ import cv2
 import numpy as np
 import torch
 
-from seg_ros.errors import SegRosError
-from seg_ros.labels import CAMVID
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import load_model, resolve_model
-from seg_ros.outputs import atomic_path
+from seg_ros.core.errors import SegRosError
+from seg_ros.core.labels import CAMVID
+from seg_ros.core.machine import describe_machine
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.core.staging import atomic_path
+from seg_ros.models.modelfile import load_model, resolve_model
 from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 from seg_ros.runtime import AUTO_ORDER, RuntimeOptions, can_run, resolve_device
 from seg_ros.synthetic import generate_scene
@@ -44,7 +44,7 @@ RESOLUTIONS = [(360, 640), (512, 1024), (1024, 2048)]
 ACCURACY_SEED, CALIBRATION_SEED = 500, 9000
 """Synthetic scenes for the mIoU column and for int8 calibration are drawn from disjoint seeds."""
 
-log = logging.getLogger("seg_ros.bench")
+log = logging.getLogger("seg_ros.tools.bench")
 
 
 @dataclass
@@ -295,7 +295,7 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
                         rows += new
                         del seg
     return {
-        "machine": _machine(),
+        "machine": describe_machine(),
         "date": time.strftime("%Y-%m-%d"),
         "model": str(model),
         "torch": torch.__version__,
@@ -314,13 +314,6 @@ def _versions() -> dict[str, str]:
         except ImportError:
             pass
     return out
-
-
-def _machine() -> str:
-    from seg_ros.train import _cpu_name
-
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{_cpu_name()}{gpu}, {platform.system()} {platform.release()}, {torch.get_num_threads()} torch threads"
 
 
 def format_table(report: dict) -> str:
@@ -364,7 +357,7 @@ def bench_bag_read(frames: int = 500, size: tuple[int, int] = (360, 640),
     """
     import tempfile
 
-    from seg_ros.bags import BagReader, BagWriter
+    from seg_ros.io.bags import BagReader, BagWriter
 
     scenes = [generate_scene(seed, size).image for seed in range(4)]
     rows = []
@@ -404,9 +397,9 @@ def bench_evaluate(model: str, frames: int = 20, size: tuple[int, int] = (360, 6
     """
     import tempfile
 
-    from seg_ros.bags import write_dataset_bag
-    from seg_ros.datasets import SyntheticDriveSource
     from seg_ros.evaluate import EvalOptions, evaluate_bag, segmenter_from_params
+    from seg_ros.io.bags import write_dataset_bag
+    from seg_ros.io.datasets import SyntheticDriveSource
 
     seg, _ = segmenter_from_params(None, {"model": str(model), "device": device})
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_ros.errors import SegRosError
+from seg_ros.core.errors import SegRosError
 
 
 class LabelSetError(SegRosError):

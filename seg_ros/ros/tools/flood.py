@@ -1,6 +1,6 @@
 """Flood a subscriber with images whose size changes every frame, and watch its resident memory.
 
-``python -m seg_ros.ros.flood`` starts a subscriber process, either the real
+``python -m seg_ros.ros.tools.flood`` starts a subscriber process, either the real
 ``segmentation_node`` (``--target node``) or a plain rclpy subscriber with the
 node's input QoS and nothing else (``--target plain``, the control), then
 ``--publishers`` publisher processes that send ``sensor_msgs/Image`` at a total
@@ -436,7 +436,7 @@ def run_flood(target: str = "plain", *, publishers: int = 2, rate_hz: float = 20
                 cmd += ["-p", f"{k}:={v}"]
             diag = _Diagnostics(domain_id, node_name)
         else:
-            cmd = [sys.executable, "-m", "seg_ros.ros.flood", "--role", "subscribe"]
+            cmd = [sys.executable, "-m", "seg_ros.ros.tools.flood", "--role", "subscribe"]
         sub = subprocess.Popen(cmd, env={**base_env, **extra}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=open(logs / f"{target}.stderr", "w"), text=True)
         procs.append(sub)
@@ -453,7 +453,7 @@ def run_flood(target: str = "plain", *, publishers: int = 2, rate_hz: float = 20
         sampler.start()
         time.sleep(0.5)
         pubs = [subprocess.Popen(
-            [sys.executable, "-m", "seg_ros.ros.flood", "--role", "publish", "--rate", str(rate_hz / publishers),
+            [sys.executable, "-m", "seg_ros.ros.tools.flood", "--role", "publish", "--rate", str(rate_hz / publishers),
              "--seconds", str(seconds), "--max-size", f"{max_size[0]}x{max_size[1]}",
              "--min-size", f"{min_size[0]}x{min_size[1]}", "--seed", str(seed + i)],
             env=base_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -555,7 +555,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m seg_ros.ros.flood",
+        prog="python -m seg_ros.ros.tools.flood",
         description="Flood a subscriber (the segmentation node, or a plain rclpy subscriber as the control) with "
                     "images of changing size and report frames and resident memory.")
     p.add_argument("--role", choices=("run", "publish", "subscribe"), default="run", help=argparse.SUPPRESS)
@@ -630,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
         print(format_result(r), flush=True)
         results.append(r)
-    record = {"command": "python -m seg_ros.ros.flood " + " ".join(sys.argv[1:] if argv is None else argv),
+    record = {"command": "python -m seg_ros.ros.tools.flood " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "results": [r.as_dict() for r in results]}
     if args.json:

@@ -24,7 +24,7 @@ try:
     import os
 
     from seg_ros import __version__
-    from seg_ros.errors import SegRosError, clip
+    from seg_ros.core.errors import SegRosError, clip
 
     # FFmpeg (inside OpenCV) would print its own lines about a corrupt video ("moov atom not found") beside the
     # command's one sentence; it reads the level once, at its first use in the process.
@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _resolution(text: str) -> tuple[int, int]:
-    from seg_ros.pipeline import parse_resolution
+    from seg_ros.core.limits import parse_resolution
 
     try:
         return parse_resolution(text)
@@ -113,7 +113,7 @@ def _floats3(text: str) -> tuple[float, float, float]:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    from seg_ros.modelfile import DEFAULT_MODEL
+    from seg_ros.models.modelfile import DEFAULT_MODEL
 
     p.add_argument("--model", default=DEFAULT_MODEL, help="model file or shipped model name (default: %(default)s)")
     p.add_argument("--resolution", type=_resolution, default=None,
@@ -128,7 +128,7 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_max_pixels(p: argparse.ArgumentParser, from_params: bool = False) -> None:
-    from seg_ros.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+    from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 
     default = "the parameter file's max_pixels, else " if from_params else ""
     p.add_argument("--max-pixels", type=_number(int, 1, MAX_PIXELS_LIMIT), metavar="N",
@@ -154,7 +154,7 @@ def _add_accel_args(p: argparse.ArgumentParser) -> None:
 
 def _runtime_options(args: argparse.Namespace):
     """The RuntimeOptions of the accelerated-backend options; the cache folder and calibration input are checked."""
-    from seg_ros.paths import check_output_dir, require_file_or_dir
+    from seg_ros.core.paths import check_output_dir, require_file_or_dir
     from seg_ros.runtime import RuntimeOptions
 
     if args.cache_dir:
@@ -168,8 +168,8 @@ def _runtime_options(args: argparse.Namespace):
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
-    from seg_ros.modelfile import DEFAULT_MODEL, read_meta, shipped_models
     from seg_ros.models import available, get_spec
+    from seg_ros.models.modelfile import DEFAULT_MODEL, read_meta, shipped_models
 
     print("Architectures (seg_ros.models registry):")
     for name in available():
@@ -199,9 +199,9 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_segment(args: argparse.Namespace) -> None:
-    from seg_ros.files import collect_inputs, segment_files
-    from seg_ros.paths import check_output_dir
+    from seg_ros.core.paths import check_output_dir
     from seg_ros.pipeline import Segmenter
+    from seg_ros.tools.segment import collect_inputs, segment_files
 
     check_output_dir(args.out, "--out")
     inputs = collect_inputs(args.inputs, args.max_pixels)
@@ -256,7 +256,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
-    from seg_ros.checkpoint_import import import_checkpoint
+    from seg_ros.models.checkpoint_import import import_checkpoint
 
     provenance = {k: v for k, v in (("dataset", args.dataset), ("source", args.source),
                                     ("val_miou", args.val_miou)) if v is not None}
@@ -281,8 +281,8 @@ def _cmd_import_checkpoint(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> None:
     import torch
 
-    from seg_ros.bench import format_table, run_bench, write_report
-    from seg_ros.paths import check_output_file, require_dir, require_file
+    from seg_ros.core.paths import check_output_file, require_dir, require_file
+    from seg_ros.tools.bench import format_table, run_bench, write_report
 
     check_output_file(args.json, "--json")
     if args.camvid:
@@ -290,7 +290,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     if args.camvid_params:
         require_file(args.camvid_params, "--camvid-params")
     if args.node:
-        from seg_ros.ros.nodebench import format_node_table, run_node_bench
+        from seg_ros.ros.tools.nodebench import format_node_table, run_node_bench
 
         report = run_node_bench(args.model, args.resolution or [(360, 640)], args.device or ["cpu"], args.frames,
                                 args.warmup)
@@ -304,7 +304,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     if args.crf:
         _bench_crf(args)
         return
-    from seg_ros.bench import RESOLUTIONS
+    from seg_ros.tools.bench import RESOLUTIONS
 
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
     report = run_bench(args.model, args.resolution or RESOLUTIONS, devices, args.frames, args.warmup,
@@ -321,7 +321,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from seg_ros.paths import check_output_file
+    from seg_ros.core.paths import check_output_file
 
     if not args.onnx and not args.tensorrt:
         raise SegRosError("give --onnx OUT.onnx and/or --tensorrt.")
@@ -359,9 +359,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_bag_from_dataset(args: argparse.Namespace) -> None:
-    from seg_ros.bags import write_dataset_bag
-    from seg_ros.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
-    from seg_ros.labels import get_label_set
+    from seg_ros.core.labels import get_label_set
+    from seg_ros.io.bags import write_dataset_bag
+    from seg_ros.io.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
 
     given = [n for n in ("camvid", "cityscapes", "images", "synthetic") if getattr(args, n) is not None]
     if len(given) != 1:
@@ -449,8 +449,8 @@ def _bench_bags(args: argparse.Namespace) -> None:
 
     import torch
 
-    from seg_ros.bench import (
-        _machine,
+    from seg_ros.core.machine import describe_machine
+    from seg_ros.tools.bench import (
         bench_bag_read,
         bench_evaluate,
         format_bag_table,
@@ -459,7 +459,8 @@ def _bench_bags(args: argparse.Namespace) -> None:
     )
 
     size = (args.resolution or [(360, 640)])[0]
-    report: dict[str, object] = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+    report: dict[str, object] = {"machine": describe_machine(), "date": time.strftime("%Y-%m-%d"),
+                                 "torch": torch.__version__}
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     if args.bag:
         rows = bench_bag_read(args.bag_frames, size)
@@ -479,18 +480,19 @@ def _bench_crf(args: argparse.Namespace) -> None:
 
     import torch
 
-    from seg_ros.bench import _machine, write_report
+    from seg_ros.core.machine import describe_machine
     from seg_ros.crf import LIMITS as CRF_LIMITS
     from seg_ros.crf import CRFConfig, exact_available, grid_name
-    from seg_ros.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table
-    from seg_ros.datasets import FolderDataset
+    from seg_ros.io.datasets import FolderDataset
     from seg_ros.pipeline import Segmenter, format_resolution
     from seg_ros.synthetic import generate_scene
+    from seg_ros.tools.bench import write_report
+    from seg_ros.tools.crfbench import bench_crf_speed, crf_accuracy, format_accuracy_table, format_speed_table
 
     size = (args.resolution or [(512, 1024)])[0]
     devices = args.device or (["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"])
-    report: dict[str, object] = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                                 "exact_available": exact_available()}
+    report: dict[str, object] = {"machine": describe_machine(), "date": time.strftime("%Y-%m-%d"),
+                                 "torch": torch.__version__, "exact_available": exact_available()}
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     if not exact_available():
         print("pydensecrf2 is not installed: exact-CRF rows and comparisons are skipped")
@@ -558,12 +560,12 @@ def _bench_crf(args: argparse.Namespace) -> None:
 def _cmd_tune_crf(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from seg_ros.bench import write_report
-    from seg_ros.crftune import format_report, parse_grid, preset_yaml, tune_crf
-    from seg_ros.datasets import FolderDataset
-    from seg_ros.outputs import atomic_path
-    from seg_ros.paths import check_output_file
+    from seg_ros.core.paths import check_output_file
+    from seg_ros.core.staging import atomic_path
+    from seg_ros.io.datasets import FolderDataset
     from seg_ros.pipeline import Segmenter, format_resolution
+    from seg_ros.tools.bench import write_report
+    from seg_ros.tools.crftune import format_report, parse_grid, preset_yaml, tune_crf
 
     for option, path in (("--preset", args.preset), ("--json", args.json)):
         if path:
@@ -598,12 +600,12 @@ def _cmd_tune_crf(args: argparse.Namespace) -> None:
 
 def _cmd_soak(args: argparse.Namespace) -> int | None:
     if args.flood is not None:
-        from seg_ros.ros.flood import main as flood
+        from seg_ros.ros.tools.flood import main as flood
 
         return flood(args.flood)
-    from seg_ros.paths import check_output_file
+    from seg_ros.core.paths import check_output_file
     from seg_ros.pipeline import format_resolution
-    from seg_ros.ros.soak import format_report, run_soak, write_report
+    from seg_ros.tools.soak import format_report, run_soak, write_report
 
     check_output_file(args.json, "--json")
     res = format_resolution(args.size)
@@ -618,14 +620,14 @@ def _cmd_soak(args: argparse.Namespace) -> int | None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from seg_ros.demo import run_demo
+    from seg_ros.tools.demo import run_demo
 
     run_demo(args.out, frames=args.frames, size=args.size, model=args.model, device=args.device,
              progress=not args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from seg_ros.modelfile import DEFAULT_MODEL
+    from seg_ros.models.modelfile import DEFAULT_MODEL
 
     parser = _Parser(prog="seg-ros", description="Real-time semantic segmentation for ROS 2 cameras.")
     parser.add_argument("--version", action="version", version=f"seg-ros {__version__}")
@@ -780,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_accel_args(p)
     p.set_defaults(func=_cmd_export)
 
-    from seg_ros.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
+    from seg_ros.io.bags import DEFAULT_CAMERA_INFO_TOPIC, DEFAULT_GT_TOPIC, DEFAULT_START_NS, DISTRO_VERSIONS, STORAGES
 
     p = sub.add_parser("bag-from-dataset", help="write a dataset or a synthetic drive as a ROS 2 bag with ground truth",
                        description="Write camera images, ground-truth labels (mono8, lossless) and camera_info on "
@@ -914,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     process = argv is None  # the command of this process, not a call from Python code
     try:
         if process:
-            from seg_ros.outputs import catch_interrupts
+            from seg_ros.core.staging import catch_interrupts
 
             catch_interrupts()
         args = build_parser().parse_args(argv)
@@ -956,7 +958,7 @@ def _ignore_interrupts() -> None:
 
 
 def _raise_if_interrupted() -> None:
-    outputs = sys.modules.get("seg_ros.outputs")
+    outputs = sys.modules.get("seg_ros.core.staging")
     if outputs is not None:
         outputs.raise_if_interrupted()
 
@@ -985,6 +987,3 @@ def _user_error(e: Exception) -> str | None:
         return f"OpenCV cannot process an input ({detail.rstrip('.')})."
     return None
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import platform
 import shlex
 import sys
 import time
@@ -34,17 +32,26 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from seg_ros.class_balance import class_weights
-from seg_ros.datasets import Augment, FolderDataset, SyntheticDataset
-from seg_ros.errors import ConfigError, SegRosError
-from seg_ros.labels import LabelSet, get_label_set
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, file_sha256, load_model, resolve_model, save_model
+from seg_ros.core.errors import ConfigError, SegRosError
+from seg_ros.core.labels import LabelSet, get_label_set
+from seg_ros.core.machine import cpu_name
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.core.paths import check_output_file, require_dir
+from seg_ros.core.staging import atomic_path
+from seg_ros.io.datasets import Augment, FolderDataset, SyntheticDataset
 from seg_ros.models import build, get_spec
-from seg_ros.outputs import atomic_path
-from seg_ros.paths import check_output_file, require_dir
-from seg_ros.pretrained import init_backbone
+from seg_ros.models.modelfile import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ModelMeta,
+    file_sha256,
+    load_model,
+    resolve_model,
+    save_model,
+)
+from seg_ros.models.pretrained import init_backbone
 from seg_ros.runtime import resolve_device
+from seg_ros.train.class_balance import class_weights
 
 CHECKPOINT_KEY = "seg_ros_checkpoint"
 
@@ -450,19 +457,9 @@ def _provenance(cfg, train_src, val_src, epoch, miou, cm, device, seconds, paren
                        "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none"),
         **({"init": parent} if parent else {}),
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
-        "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "train_seconds": round(seconds, 1),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 # -- checkpoints: safetensors, never pickles ----------------------------------------------------

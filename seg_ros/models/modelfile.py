@@ -34,19 +34,19 @@ from safetensors.torch import save
 from torch import nn
 
 from seg_ros import __version__
-from seg_ros.errors import ConfigError, InputError, SegRosError, clip
-from seg_ros.labels import LabelSet, LabelSetError
-from seg_ros.limits import check_inference_size
+from seg_ros.core.errors import ConfigError, InputError, SegRosError, clip
+from seg_ros.core.labels import LabelSet, LabelSetError
+from seg_ros.core.limits import check_inference_size
+from seg_ros.core.paths import require_file
+from seg_ros.core.staging import atomic_path
 from seg_ros.models import build
-from seg_ros.outputs import atomic_path
-from seg_ros.paths import require_file
 
 FORMAT_VERSION = 1
 METADATA_KEY = "seg_ros"
 CHECKSUM_KEY = "seg_ros_sha256"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODEL = "liteseg_mobilenetv2_synthetic"
 """The shipped model used when none is named (trained on synthetic scenes only)."""
 MAX_HEADER_BYTES = 16 << 20

@@ -10,7 +10,7 @@ processed, dropped or counted as bad, that no exception escaped, that each
 output carries the header of the frame it came from, and samples the resident
 memory. With ``max_size`` every frame has a different random size, which
 measures the pipeline's own memory under changing sizes with no middleware in
-the way (``seg_ros.ros.flood`` floods the real node through DDS). ``seg-ros
+the way (``seg_ros.ros.tools.flood`` floods the real node through DDS). ``seg-ros
 soak`` runs it from the command line.
 """
 
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from seg_ros.modelfile import DEFAULT_MODEL
+from seg_ros.io.messages import encode_rgb
+from seg_ros.models.modelfile import DEFAULT_MODEL
 from seg_ros.ros.engine import SegmentationEngine
-from seg_ros.ros.flood import size_schedule
-from seg_ros.ros.messages import encode_rgb
+from seg_ros.ros.tools.flood import size_schedule
 from seg_ros.synthetic import generate_scene
 
 ENCODINGS = ("rgb8", "bgr8", "bgra8", "mono8", "yuv422", "yuv422_yuy2", "bayer_rggb8", "mono16")

@@ -14,7 +14,9 @@ most ``MAX_INFERENCE_PIXELS``, whatever the frame budget.
 
 from __future__ import annotations
 
-from seg_ros.errors import ConfigError, InputError
+import re
+
+from seg_ros.core.errors import ConfigError, InputError, clip
 
 DEFAULT_MAX_PIXELS = 4096 * 2160
 """Default pixel budget (height × width): DCI 4K, which also covers 4K UHD (3840x2160) and 12 MP at 4:3."""
@@ -92,3 +94,24 @@ def check_crf_size(height: int, width: int, step: int, classes: int, *, what: st
         raise InputError(f"{what} on a {height}x{width} frame × {classes} classes = {height * width * classes:,} "
                          f"is more than the {CRF_MAX_PIXEL_CLASSES:,} it is bounded to (memory); use smaller frames "
                          "(max_pixels) or a model with fewer classes.")
+
+
+_RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """Parse ``"HxW"`` (e.g. ``"360x640"``) into ``(height, width)``, an inference size that can run.
+
+    Raises:
+        ConfigError: not of the form HxW, or outside :func:`check_inference_size`'s bounds.
+    """
+    m = _RESOLUTION_RE.match(str(text))
+    if not m:
+        raise ConfigError(f"resolution {clip(repr(text))} is not of the form HxW, e.g. 360x640.")
+    h, w = int(m.group(1)), int(m.group(2))
+    check_inference_size(h, w, what=f"resolution {text!r}")
+    return h, w
+
+
+def format_resolution(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"

@@ -7,7 +7,7 @@ beside any numpy (cv_bridge breaks beside a pip numpy 2).
 Decoding returns (H, W, 3) uint8 RGB, the library's one image format; every
 malformed message raises :class:`MessageError` with one sentence naming the
 problem (the node logs it, counts it and drops the frame). Sizes are checked
-against the pixel budget (:mod:`seg_ros.limits`) as declared, before anything
+against the pixel budget (:mod:`seg_ros.core.limits`) as declared, before anything
 is allocated: a raw Image's height and width, a CompressedImage's JPEG/PNG
 header (read by Pillow without decoding).
 """
@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
-from seg_ros.errors import InputError, clip
-from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
+from seg_ros.core.errors import InputError, clip
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, check_frame_size
 
 
 class MessageError(InputError):
@@ -72,7 +72,7 @@ def as_bytes(data: Any) -> np.ndarray:
 
 
 def _check_size(height: int, width: int, max_pixels: int, what: str) -> None:
-    """:func:`seg_ros.limits.check_frame_size` raising :class:`MessageError` (bag readers name the frame)."""
+    """:func:`seg_ros.core.limits.check_frame_size` raising :class:`MessageError` (bag readers name the frame)."""
     try:
         check_frame_size(height, width, max_pixels, what=what)
     except InputError as e:
@@ -343,7 +343,7 @@ def confidence_image(confidence: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def label_info_dict(label_set: Any) -> dict[str, Any]:
-    """The class map of a :class:`seg_ros.labels.LabelSet` as JSON-ready data (ids, names, RGB colours)."""
+    """The class map of a :class:`seg_ros.core.labels.LabelSet` as JSON-ready data (ids, names, RGB colours)."""
     return {
         "label_set": label_set.name,
         "classes": [{"id": i, "name": n, "color": list(c)} for i, (n, c) in enumerate(zip(label_set.names,

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.crf import CRFConfig, DenseCRF, exact_available, grid_name, uncertain_region
-from seg_ros.metrics import ConfusionMatrix
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.synthetic import generate_scene
 

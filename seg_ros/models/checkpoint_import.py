@@ -37,11 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from seg_ros.errors import SegRosError
-from seg_ros.labels import LabelSet, get_label_set
-from seg_ros.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, save_model
+from seg_ros.core.errors import SegRosError
+from seg_ros.core.labels import LabelSet, get_label_set
+from seg_ros.core.paths import check_output_file, require_file
 from seg_ros.models import build
-from seg_ros.paths import check_output_file, require_file
+from seg_ros.models.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, save_model
 
 
 class CheckpointImportError(SegRosError):

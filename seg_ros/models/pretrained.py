@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seg_ros.errors import SegRosError
+from seg_ros.core.errors import SegRosError
 
 
 class PretrainedWeightsError(SegRosError):

@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seg_ros.errors import ConfigError
-from seg_ros.outputs import atomic_path
-from seg_ros.paths import write_probe
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.paths import write_probe
+from seg_ros.core.staging import atomic_path
 
 log = logging.getLogger("seg_ros.runtime")
 

@@ -39,7 +39,7 @@ from itertools import chain
 import cv2
 import numpy as np
 
-from seg_ros.labels import CAMVID
+from seg_ros.core.labels import CAMVID
 
 __all__ = [
     "BICYCLIST", "BUILDING", "CAR", "FENCE", "MIN_SIZE", "PAVEMENT", "PEDESTRIAN", "POLE", "ROAD", "SIGN", "SKY",

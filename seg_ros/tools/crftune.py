@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from seg_ros.core.errors import ConfigError
 from seg_ros.crf import CRFConfig
-from seg_ros.crfbench import crf_accuracy
-from seg_ros.errors import ConfigError
 from seg_ros.pipeline import Segmenter
+from seg_ros.tools.crfbench import crf_accuracy
 
 TUNABLE = ("iterations", "w1", "theta_alpha", "theta_beta", "w2", "theta_gamma")
 """CRF settings a grid may vary."""

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from seg_ros.core.machine import describe_machine
+from seg_ros.io.messages import confidence_image, encode_rgb, image_message, image_to_rgb, uint8_sequence
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
-from seg_ros.ros.messages import confidence_image, encode_rgb, image_message, image_to_rgb, uint8_sequence
 from seg_ros.synthetic import generate_scene
 
 
@@ -82,12 +83,27 @@ def rosbags_kit() -> MessageKit:
 
 
 def rclpy_kit() -> MessageKit | None:
-    """The rclpy kit, or None where rclpy is not importable."""
+    """rclpy's message classes and (de)serialisers, or None where rclpy is not importable."""
     try:
-        from seg_ros.ros.node import message_kit
+        from rclpy.serialization import deserialize_message, serialize_message
+        from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+        from std_msgs.msg import Header
     except ImportError:
         return None
-    return message_kit()
+
+    def header() -> Header:
+        h = Header(frame_id="camera")
+        h.stamp.sec, h.stamp.nanosec = 1, 2
+        return h
+
+    def camera_info() -> CameraInfo:
+        return CameraInfo(header=header(), height=720, width=1280, distortion_model="plumb_bob", d=[0.0] * 5,
+                          k=[900.0, 0.0, 640.0, 0.0, 900.0, 360.0, 0.0, 0.0, 1.0],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[900.0, 0.0, 640.0, 0.0, 0.0, 900.0, 360.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                          roi=RegionOfInterest())
+
+    return MessageKit("rclpy", Image, camera_info, header, serialize_message, deserialize_message)
 
 
 def _median_ms(fn: Callable[[], Any], frames: int, warmup: int) -> tuple[float, Any]:
@@ -137,8 +153,6 @@ def bench_node(seg: Segmenter, rgb: np.ndarray, kit: MessageKit, frames: int = 2
 def run_node_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str], frames: int = 20,
                    warmup: int = 3, input_encoding: str = "bgr8") -> dict:
     """Node overhead for every device × resolution × message implementation; the JSON-ready report."""
-    from seg_ros.bench import _machine
-
     kits = [k for k in (rosbags_kit(), rclpy_kit()) if k is not None]
     rows = []
     for device in devices:
@@ -147,7 +161,7 @@ def run_node_bench(model: str, resolutions: list[tuple[int, int]], devices: list
             rgb = generate_scene(7, res).image
             for kit in kits:
                 rows.append(asdict(bench_node(seg, rgb, kit, frames, warmup, input_encoding)))
-    return {"kind": "node_overhead", "machine": _machine(), "date": time.strftime("%Y-%m-%d"), "model": model,
+    return {"kind": "node_overhead", "machine": describe_machine(), "date": time.strftime("%Y-%m-%d"), "model": model,
             "torch": torch.__version__, "rows": rows}
 
 

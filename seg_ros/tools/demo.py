@@ -23,15 +23,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_ros.bags import BagReader, DatasetBagSummary, write_dataset_bag
-from seg_ros.datasets import SyntheticDriveSource, write_image
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.labels import CAMVID, LabelSet
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.core.paths import check_output_dir
+from seg_ros.core.staging import VideoWriter, staged_output
 from seg_ros.evaluate import EvalOptions, evaluate_bag, segmenter_from_params
-from seg_ros.labels import CAMVID, LabelSet
-from seg_ros.metrics import ConfusionMatrix
-from seg_ros.modelfile import DEFAULT_MODEL
-from seg_ros.outputs import VideoWriter, staged_output
-from seg_ros.paths import check_output_dir
+from seg_ros.io.bags import BagReader, DatasetBagSummary, write_dataset_bag
+from seg_ros.io.datasets import SyntheticDriveSource, write_image
+from seg_ros.models.modelfile import DEFAULT_MODEL
 
 DRIVE_BAG = "drive_bag"
 SEGMENTED_BAG = "segmented_bag"

@@ -5,7 +5,7 @@ files) or a bare ``.db3`` / ``.mcap`` file and yields messages in log-time
 order — every message, no wall-clock pacing. Camera images come out as
 :class:`ImageMessage` (header stamp, frame id, the deserialized
 sensor_msgs/Image or CompressedImage) and decode with the same functions the
-node uses (:mod:`seg_ros.ros.messages`); camera_info as :class:`CameraInfo`.
+node uses (:mod:`seg_ros.io.messages`); camera_info as :class:`CameraInfo`.
 
 Writing: :class:`BagWriter` writes rosbag2 metadata version 8 (plays on
 Humble and Iron) or 9 (Jazzy and later), chosen by ``distro``, in sqlite3 or
@@ -40,11 +40,11 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from seg_ros.errors import InputError
-from seg_ros.limits import DEFAULT_MAX_PIXELS
-from seg_ros.outputs import raise_if_interrupted
-from seg_ros.paths import check_creatable, require_file_or_dir
-from seg_ros.ros.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
+from seg_ros.core.errors import InputError
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS
+from seg_ros.core.paths import check_creatable, require_file_or_dir
+from seg_ros.core.staging import raise_if_interrupted
+from seg_ros.io.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -665,7 +665,7 @@ def write_dataset_bag(
     overwrite: bool = False,
     progress: bool = True,
 ) -> DatasetBagSummary:
-    """Write a frame source (see :mod:`seg_ros.datasets`) as a bag a camera could have recorded.
+    """Write a frame source (see :mod:`seg_ros.io.datasets`) as a bag a camera could have recorded.
 
     Frame i gets header stamp and log time ``start_ns + round(i * 1e9 / fps)`` on three topics:
     ``image_topic`` (sensor_msgs/Image rgb8 for ``image_format="raw"``, CompressedImage JPEG for ``"jpeg"``;

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from seg_ros.datasets import IMAGE_SUFFIXES, check_image_file, read_image, write_image
-from seg_ros.errors import InputError
-from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
-from seg_ros.outputs import VideoWriter, staged_output
-from seg_ros.paths import check_output_dir, require_file, require_file_or_dir
+from seg_ros.core.errors import InputError
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, check_frame_size
+from seg_ros.core.paths import check_output_dir, require_file, require_file_or_dir
+from seg_ros.core.staging import VideoWriter, staged_output
+from seg_ros.io.datasets import IMAGE_SUFFIXES, check_image_file, read_image, write_image
 from seg_ros.pipeline import Segmenter
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")

@@ -24,10 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_ros.errors import InputError
-from seg_ros.labels import LabelSet
-from seg_ros.limits import DEFAULT_MAX_PIXELS, check_frame_size
-from seg_ros.paths import require_dir, require_file
+from seg_ros.core.errors import InputError
+from seg_ros.core.labels import LabelSet
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, check_frame_size
+from seg_ros.core.paths import require_dir, require_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -226,7 +226,7 @@ class CamVidSource:
 
     def __init__(self, root: str | os.PathLike, split: str, label_set: LabelSet | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
-        from seg_ros.labels import CAMVID
+        from seg_ros.core.labels import CAMVID
 
         self.dataset = FolderDataset(root, split, max_pixels)
         self.label_set = label_set or CAMVID
@@ -253,7 +253,7 @@ class CityscapesSource:
 
     def __init__(self, root: str | os.PathLike, split: str = "val", cities: Sequence[str] | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
-        from seg_ros.labels import CITYSCAPES
+        from seg_ros.core.labels import CITYSCAPES
 
         self.root, self.max_pixels = Path(root), max_pixels
         self.label_set = CITYSCAPES
@@ -283,7 +283,7 @@ class CityscapesSource:
         return len(self.items)
 
     def __iter__(self) -> Iterator[SourceFrame]:
-        from seg_ros.labels import CITYSCAPES_LABEL_TO_TRAIN
+        from seg_ros.core.labels import CITYSCAPES_LABEL_TO_TRAIN
 
         for img_path, gt_path, cam_path in self.items:
             image = read_image(img_path, self.max_pixels)
@@ -316,7 +316,7 @@ class ImageFolderSource:
 
     def __init__(self, images: str | os.PathLike, labels: str | os.PathLike | None = None,
                  label_set: LabelSet | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
-        from seg_ros.labels import CAMVID
+        from seg_ros.core.labels import CAMVID
 
         self.images_dir, self.max_pixels = Path(images), max_pixels
         self.labels_dir = Path(labels) if labels is not None else None
@@ -355,7 +355,7 @@ class SyntheticDriveSource:
 
     def __init__(self, seed: int, count: int, size: tuple[int, int] = (360, 640),
                  max_pixels: int = DEFAULT_MAX_PIXELS):
-        from seg_ros.labels import CAMVID
+        from seg_ros.core.labels import CAMVID
 
         if not 1 <= count <= MAX_SYNTHETIC_FRAMES:
             raise InputError(f"a synthetic drive has 1 to {MAX_SYNTHETIC_FRAMES:,} frames, not {count:,}.")

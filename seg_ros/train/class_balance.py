@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from seg_ros.errors import ConfigError
+from seg_ros.core.errors import ConfigError
 
 KINDS = ("none", "median-frequency")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seg_ros.errors import InputError
+from seg_ros.core.errors import InputError
 
 _interrupted = False
 

@@ -1,0 +1,26 @@
+"""The machine a measurement or a training run was made on, in one line (benchmark reports, provenance)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU's model name and core count, e.g. ``"Intel(R) Xeon(R) ... (2 cores)"``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def describe_machine() -> str:
+    """CPU, GPU (when CUDA is available), OS and torch's thread count: the conditions of a benchmark."""
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu_name()}{gpu}, {platform.system()} {platform.release()}, {torch.get_num_threads()} torch threads"

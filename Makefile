@@ -44,7 +44,7 @@ docs/demo_contact_sheet.png: demo
 	demo_out/contact_sheet.png $@
 
 bench: $(STAMP)
-	$(BIN)/seg-ros bench --json bench.json
+	$(BIN)/seg-ros bench speed --json bench.json
 
 clean:
 	rm -rf $(VENV) demo_out bench.json soak.json build *.egg-info .pytest_cache .ruff_cache

@@ -9,6 +9,8 @@ offline is the result the robot gets::
       → colour lookup, overlay
     = SegResult
 
+The frame → network input and logits → labels steps live in
+:mod:`seg_ros.core.preprocess`, which training's validation runs too.
 On CUDA every stage runs on the GPU and each requested output is copied back
 once. On the CPU, resizing, colouring and blending use OpenCV/numpy, which are
 faster there than torch for uint8 images.
@@ -29,16 +31,14 @@ import torch.nn.functional as F
 from seg_ros.core.errors import ConfigError, InputError
 from seg_ros.core.labels import LabelSet
 from seg_ros.core.limits import check_crf_size, format_resolution, parse_resolution
+from seg_ros.core.preprocess import FramePreprocessor, inference_size, upsampled_argmax
 from seg_ros.crf import CRFConfig, DenseCRF
 from seg_ros.models.modelfile import DEFAULT_MODEL, ModelMeta, load_model, resolve_model
 from seg_ros.runtime import Backend, ModelSource, RuntimeOptions, create_backend, resolve_device
 
 OUTPUTS = frozenset({"labels", "color", "overlay", "confidence"})
-POSTPROCESS_BAND_BYTES = 256 << 20
-"""Largest upsampled-logits tensor (N × C × H × W float32) built whole; beyond it, a few classes at a time."""
 STAGES = ("preprocess", "infer", "crf", "postprocess", "render")
 """Per-frame stage timings of :class:`SegResult`; ``crf`` is 0 while the CRF is off."""
-
 
 
 @dataclass
@@ -116,15 +116,10 @@ class Segmenter:
         self.overlay_alpha = overlay_alpha
         source = ModelSource(self.model_path, self.meta, self.resolution, module=module, onnx=onnx_model)
         self.backend: Backend = create_backend(backend, source, self.device, precision, runtime)
-        mean = torch.tensor(self.meta.mean, dtype=torch.float32) * 255.0
-        inv_std = 1.0 / (torch.tensor(self.meta.std, dtype=torch.float32) * 255.0)
-        self._mean = mean.to(self.device)
-        self._inv_std = inv_std.to(self.device)
-        self._mean_np = mean.numpy()[:, None, None].copy()
-        self._inv_std_np = inv_std.numpy()[:, None, None].copy()
+        self.preprocessor = FramePreprocessor(self.meta.mean, self.meta.std, self.device,
+                                              channels_last=self.backend.channels_last)
         self._palette = torch.from_numpy(self.label_set.palette.copy()).to(self.device)
         self._on_cuda = self.device.type == "cuda"
-        self._pinned: torch.Tensor | None = None
         self.crf = crf
 
     @property
@@ -167,11 +162,20 @@ class Segmenter:
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """The (h, w) a frame of (height, width) is resized to before inference."""
-        rh, rw = self.resolution
-        if not self.keep_aspect:
-            return rh, rw
-        scale = min(rh / height, rw / width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
+        return inference_size(height, width, self.resolution, self.keep_aspect)
+
+    def network_input(self, frames: np.ndarray) -> torch.Tensor:
+        """The backend's input for (N, H, W, 3) uint8 RGB frames: (N, 3, h, w) float32 on the device.
+
+        Exactly what :meth:`segment_batch` hands ``backend.infer`` for these frames (resized to
+        :meth:`inference_size`, normalised, in the backend's memory layout).
+        """
+        if not isinstance(frames, np.ndarray) or frames.ndim != 4 or len(frames) < 1:
+            raise InputError(f"network input is made from an (N, H, W, 3) array of N ≥ 1 frames, not "
+                             f"{getattr(frames, 'shape', type(frames).__name__)}.")
+        _check_frame(frames[0])
+        h, w = frames.shape[1:3]
+        return self.preprocessor(self.preprocessor.upload(frames), self.inference_size(h, w))
 
     def __call__(self, frames, outputs: Iterable[str] = OUTPUTS):
         """``segment`` for one (H, W, 3) frame, ``segment_batch`` for (N, H, W, 3) or a list."""
@@ -216,8 +220,10 @@ class Segmenter:
         if self._crf is not None and self.backend.output_kind != "labels":
             _check_crf_size(self._crf, h, w, self.label_set.num_classes)
         t0 = self._clock()
-        src = self._upload(frames)
-        x = self._preprocess(src, ih, iw)
+        # _clock() synchronises the device right after preprocessing, so the upload's asynchronous copy has
+        # finished before the next frame refills its pinned buffer.
+        src = self.preprocessor.upload(frames)
+        x = self.preprocessor(src, (ih, iw))
         t1 = self._clock()
         logits = self.backend.infer(x)
         t2 = self._clock()
@@ -274,81 +280,47 @@ class Segmenter:
         t3 = self._clock()
         color = overlay = None
         if "color" in wanted or "overlay" in wanted:
-            color, overlay = self._render(src, labels, labels_t, "color" in wanted, "overlay" in wanted)
+            on_device = isinstance(src, torch.Tensor)
+            color, overlay = render(src, labels_t if on_device else labels,
+                                    self._palette if on_device else self.label_set.palette, self._alpha,
+                                    color="color" in wanted, overlay="overlay" in wanted)
         t4 = self._clock()
         n = len(labels)
         stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
         stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
         return _split_batch(labels, color, overlay, confidence, stage_ms)
 
-    def _upload(self, frames: np.ndarray) -> np.ndarray | torch.Tensor:
-        """On CUDA: the frames as a uint8 (N, H, W, 3) device tensor, copied from a reused pinned buffer.
-
-        On the CPU the numpy array itself is returned.
-        """
-        if not self._on_cuda:
-            return frames
-        buf = self._pinned
-        if buf is None or buf.shape != frames.shape:
-            buf = self._pinned = torch.empty(frames.shape, dtype=torch.uint8).pin_memory()
-        buf.numpy()[...] = frames
-        # The asynchronous copy has finished before the buffer is refilled: _clock() synchronises the device
-        # right after preprocessing.
-        return buf.to(self.device, non_blocking=True)
-
-    def _preprocess(self, src: np.ndarray | torch.Tensor, ih: int, iw: int) -> torch.Tensor:
-        """(N, H, W, 3) uint8 → (N, 3, ih, iw) float32 normalised on the device.
-
-        Channels-last for backends that read it (torch), contiguous NCHW for the others (ONNX Runtime, TensorRT).
-        """
-        n, h, w, _ = src.shape
-        nhwc = self.backend.channels_last
-        if isinstance(src, torch.Tensor):
-            x = src.permute(0, 3, 1, 2).float()
-            if (ih, iw) != (h, w):
-                x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False, antialias=ih < h or iw < w)
-            x = (x - self._mean[:, None, None]) * self._inv_std[:, None, None]
-            return x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        if (ih, iw) != (h, w):
-            interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
-            resized = np.empty((n, ih, iw, 3), np.uint8)
-            for i in range(n):
-                cv2.resize(src[i], (iw, ih), dst=resized[i], interpolation=interp)
-            src = resized
-        if not nhwc:
-            # Planar NCHW straight from the interleaved uint8 frame: one strided pass, no extra copy.
-            planar = np.empty((n, 3, ih, iw), np.float32)
-            np.subtract(src.transpose(0, 3, 1, 2), self._mean_np, out=planar)
-            planar *= self._inv_std_np
-            return torch.from_numpy(planar)
-        out = torch.empty((n, ih, iw, 3), dtype=torch.float32)
-        torch.sub(torch.from_numpy(np.ascontiguousarray(src)), self._mean, out=out).mul_(self._inv_std)
-        # NHWC memory viewed as NCHW is exactly the channels-last layout.
-        return out.permute(0, 3, 1, 2)
-
-    def _render(self, src: np.ndarray | torch.Tensor, labels: np.ndarray, labels_t: torch.Tensor,
-                want_color: bool, want_overlay: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Colour masks and overlays (N, H, W, 3) uint8 as numpy, each only if asked for."""
-        a = self._alpha
-        color = overlay = None
-        if isinstance(src, torch.Tensor):
-            color_t = self._palette[labels_t.long()]
-            if want_overlay:
-                overlay = torch.lerp(src.float(), color_t.float(), a).round_().to(torch.uint8).cpu().numpy()
-            if want_color:
-                color = color_t.cpu().numpy()
-            return color, overlay
-        color = np.take(self.label_set.palette, labels, axis=0)
-        if want_overlay:
-            overlay = np.empty_like(src)
-            for i in range(len(src)):
-                cv2.addWeighted(src[i], 1.0 - a, color[i], a, 0.0, dst=overlay[i])
-        return (color if want_color else None), overlay
-
     def _clock(self) -> float:
         if self._on_cuda:
             torch.cuda.synchronize(self.device)
         return time.perf_counter()
+
+
+def render(frames: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+           palette: np.ndarray | torch.Tensor, alpha: float, *, color: bool = True,
+           overlay: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Colour masks and overlays of (N, H, W) class ids over (N, H, W, 3) uint8 RGB frames.
+
+    ``palette``: (C, 3) uint8 RGB per class id; ``alpha``: weight of the colours in the overlay, 0..1.
+    Numpy frames take the CPU path (``np.take``, ``cv2.addWeighted``, in uint8; labels and palette numpy too).
+    Torch frames stay on their device until the single copy of each output (labels and palette are moved
+    there). Returns (N, H, W, 3) uint8 ``(color, overlay)`` as numpy, each None unless asked for.
+    """
+    if isinstance(frames, torch.Tensor):
+        device = frames.device
+        palette_t = palette.to(device) if isinstance(palette, torch.Tensor) else torch.tensor(palette, device=device)
+        labels_t = labels.to(device) if isinstance(labels, torch.Tensor) else torch.tensor(labels, device=device)
+        color_t = palette_t[labels_t.long()]
+        blend = (torch.lerp(frames.float(), color_t.float(), alpha).round_().to(torch.uint8).cpu().numpy()
+                 if overlay else None)
+        return (color_t.cpu().numpy() if color else None), blend
+    color_np = np.take(palette, labels, axis=0)
+    blend = None
+    if overlay:
+        blend = np.empty_like(frames)
+        for i in range(len(frames)):
+            cv2.addWeighted(frames[i], 1.0 - alpha, color_np[i], alpha, 0.0, dst=blend[i])
+    return (color_np if color else None), blend
 
 
 def _check_outputs(outputs: Iterable[str]) -> frozenset[str]:
@@ -366,50 +338,6 @@ def _check_frame(frame: np.ndarray) -> None:
         raise InputError(f"a frame must be an H×W×3 RGB array, not shape {frame.shape}.")
     if frame.dtype != np.uint8:
         raise InputError(f"a frame must be uint8, not {frame.dtype}.")
-
-
-def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int], confidence: bool,
-                     band_bytes: int = POSTPROCESS_BAND_BYTES) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Labels and max softmax of (N, C, h, w) logits bilinearly upsampled to ``size`` (H, W).
-
-    Returns (N, H, W) int64 labels and, if ``confidence``, (N, H, W) float32 max softmax. When the upsampled
-    logits (N × C × H × W float32) would exceed ``band_bytes`` they are never built whole: classes are
-    upsampled a few at a time with a running maximum and a running Σ exp (rescaled when the maximum grows),
-    so memory stays bounded whatever the frame size and class count; the labels are the same.
-    """
-    n, c, h, w = logits.shape
-    per_class = n * size[0] * size[1] * 4
-    if c * per_class <= band_bytes:
-        if (h, w) != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return _max_and_confidence(logits, confidence)
-    step = max(1, band_bytes // per_class)
-    best = labels = sum_exp = None
-    for k in range(0, c, step):
-        up = F.interpolate(logits[:, k:k + step], size=size, mode="bilinear", align_corners=False).float()
-        chunk_best, chunk_labels = up.max(dim=1)
-        chunk_labels += k
-        if best is None:
-            best, labels = chunk_best, chunk_labels
-            top = best
-        else:
-            labels = torch.where(chunk_best > best, chunk_labels, labels)  # ties keep the lower class id
-            top = torch.maximum(best, chunk_best)
-        if confidence:
-            chunk_sum = up.sub_(top[:, None]).exp_().sum(dim=1)
-            sum_exp = chunk_sum if sum_exp is None else sum_exp.mul_((best - top).exp_()).add_(chunk_sum)
-        best = top
-    return labels, None if sum_exp is None else sum_exp.reciprocal_()
-
-
-def _max_and_confidence(logits: torch.Tensor, confidence: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, H, W) argmax over the classes of (N, C, H, W) logits and, if asked, the max softmax."""
-    best, labels = logits.max(dim=1)
-    if not confidence:
-        return labels, None
-    # max softmax = 1 / Σ_c exp(l_c − l_max), without materialising the softmax; in place after the
-    # subtraction, so one C×H×W temporary.
-    return labels, (logits.float() - best.float()[:, None]).exp_().sum(dim=1).reciprocal_()
 
 
 def _check_crf_size(stage: DenseCRF, height: int, width: int, classes: int) -> None:
@@ -440,4 +368,5 @@ def _split_batch(labels: np.ndarray, color: np.ndarray | None, overlay: np.ndarr
     ]
 
 
-__all__ = ["OUTPUTS", "STAGES", "ModelMeta", "SegResult", "Segmenter", "format_resolution", "parse_resolution"]
+__all__ = ["OUTPUTS", "STAGES", "ModelMeta", "SegResult", "Segmenter", "format_resolution", "parse_resolution",
+           "render"]

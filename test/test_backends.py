@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +16,16 @@ from seg_ros.core.errors import ConfigError
 from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.io.bags import BagWriter
 from seg_ros.pipeline import Segmenter
-from seg_ros.runtime import BackendUnavailableError, RuntimeOptions, can_run, choose_backend
+from seg_ros.runtime import (
+    AUTO_ORDER,
+    BACKENDS,
+    PRECISIONS,
+    BackendUnavailableError,
+    RuntimeOptions,
+    TorchBackend,
+    can_run,
+    choose_backend,
+)
 from seg_ros.runtime.calibration import CalibrationError, load_calibration, read_calibration_frames
 from seg_ros.synthetic import generate_scene
 
@@ -39,6 +50,36 @@ def test_auto_prefers_onnxruntime_on_the_cpu_and_says_why(random_model_file, opt
     assert choose_backend(CPU, "fp32", False, exclude=("onnxruntime",))[0] == "torch"
     with pytest.raises(BackendUnavailableError, match="no backend can run this model at fp16 on cpu"):
         choose_backend(CPU, "fp16", False)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_each_backend_refuses_in_its_constructor_exactly_what_can_run_refuses(device, precision):
+    """One capability check per backend: can_run's answer is the constructor's (no model is built for it)."""
+    device = torch.device(device)
+    for name, cls in BACKENDS.items():
+        ok, why = can_run(name, device, precision, False)
+        refused = cls.refusal(device, precision, False)
+        assert ok is (refused is None) and (ok or why == refused.reason)
+        if refused is not None:
+            source = torch.nn.Conv2d(3, 2, 1) if cls is TorchBackend else _FakeSource()
+            with pytest.raises(type(refused.error), match=re.escape(str(refused.error))):
+                cls(source, device, precision, RuntimeOptions())
+    assert AUTO_ORDER == tuple(sorted(BACKENDS, key=lambda n: BACKENDS[n].auto_rank))
+    assert can_run("caffe", device, precision, False) == (False, "unknown backend 'caffe'")
+
+
+def test_torch_refuses_an_onnx_file_by_name():
+    refused = TorchBackend.refusal(CPU, "fp32", True, "net.onnx")
+    assert refused.reason == "torch cannot run an ONNX file"
+    assert str(refused.error).startswith("the torch backend cannot run the ONNX file net.onnx;")
+
+
+class _FakeSource:
+    """Just enough of a ModelSource for a constructor that refuses before reading the model."""
+
+    is_onnx = False
+    path = Path("net.safetensors")
 
 
 @pytest.mark.slow
@@ -152,7 +193,7 @@ def test_int8_on_the_cpu_is_calibrated_and_close_to_fp32(tmp_path):
 
 
 def test_runtime_parameters_reach_the_segmenter(tmp_path, random_model_file):
-    from seg_ros.ros.params import load_params_file, segmenter_kwargs
+    from seg_ros.config import load_params_file, segmenter_kwargs
 
     p = tmp_path / "params.yaml"
     p.write_text(f"""
@@ -190,9 +231,9 @@ def test_cuda_graphs_replay_matches_eager(random_model_file, precision):
     for f in frames + frames[:1]:  # a replay after other inputs gives the same answer
         a, b = eager.segment(f), graphed.segment(f)
         assert (a.labels == b.labels).mean() >= 0.999
-    assert len(graphed.backend._graphs) == 1
+    assert len(graphed.backend.captured_shapes) == 1
     graphed.segment(np.zeros((64, 64, 3), np.uint8))  # a new shape captures a second graph
-    assert len(graphed.backend._graphs) == 2
+    assert len(graphed.backend.captured_shapes) == 2
 
 
 @needs_cuda

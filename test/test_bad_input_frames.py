@@ -8,6 +8,7 @@ crafted model-file metadata; decoded through the real message classes (rosbags) 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import resource
@@ -32,7 +33,6 @@ from seg_ros.models.modelfile import (
     MAX_METADATA_CHARS,
     METADATA_KEY,
     ModelFileError,
-    _checksum,
     load_model,
     read_meta,
     shipped_models,
@@ -318,8 +318,15 @@ def crafted(path, text: str) -> object:
     """A model file with metadata ``text`` and a valid checksum (so only the description is wrong)."""
     tensors = {"w": torch.zeros(3)}
     blob = save(tensors, metadata={METADATA_KEY: text})
-    path.write_bytes(save(tensors, metadata={METADATA_KEY: text, CHECKSUM_KEY: _checksum(text, blob)}))
+    path.write_bytes(save(tensors, metadata={METADATA_KEY: text, CHECKSUM_KEY: documented_checksum(text, blob)}))
     return path
+
+
+def documented_checksum(text: str, blob: bytes) -> str:
+    """The model file checksum as docs/ARCHITECTURE.md defines it: SHA-256 of the metadata JSON text followed by the
+    tensor bytes (the safetensors data section after the 8-byte length and the header)."""
+    header_len = int.from_bytes(blob[:8], "little")
+    return hashlib.sha256(text.encode() + blob[8 + header_len:]).hexdigest()
 
 
 def _with(meta: dict, **changes) -> str:

@@ -19,7 +19,7 @@ from seg_ros.io.bags import (
     BagTopicError,
     BagWriteError,
     BagWriter,
-    CameraInfo,
+    CameraIntrinsics,
     EmptyBagError,
     write_dataset_bag,
 )
@@ -42,7 +42,7 @@ def _write_sample(path, scenes, distro="jazzy", storage="sqlite3"):
             w.write_image("/cam/image_raw", s.image, t, "cam")
             w.write_compressed("/cam/image_raw/compressed", s.image, t, "cam", quality=95)
             w.write_image("/cam/labels", s.labels, t, "cam")
-            w.write_camera_info("/cam/camera_info", CameraInfo.pinhole(48, 64, 40.0, 41.0, 32.0, 24.0), t, "cam")
+            w.write_camera_info("/cam/camera_info", CameraIntrinsics.pinhole(48, 64, 40.0, 41.0, 32.0, 24.0), t, "cam")
     return path
 
 
@@ -124,7 +124,7 @@ def test_writer_rejects_relative_topics_and_type_clashes(tmp_path, scenes):
             w.write_image("camera/image", scenes[0].image, T0)
         w.write_image("/a", scenes[0].image, T0)
         with pytest.raises(BagWriteError, match="already"):
-            w.write_camera_info("/a", CameraInfo(48, 64), T0)
+            w.write_camera_info("/a", CameraIntrinsics(48, 64), T0)
 
 
 def test_topic_errors_list_the_image_topics(tmp_path, scenes):

@@ -7,7 +7,9 @@ import pytest
 
 from seg_ros.cli import main
 from seg_ros.pipeline import Segmenter
-from seg_ros.tools.bench import bench_segmenter, format_table, write_report
+from seg_ros.tools.bench import bench_devices, bench_segmenter
+from seg_ros.tools.benchrow import BenchReport, format_table
+from seg_ros.tools.reports import write_report
 
 
 @pytest.mark.slow
@@ -28,7 +30,7 @@ def test_bench_rows_and_overhead(random_model_file):
 @pytest.mark.slow
 def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--model", str(random_model_file), "--resolution", "64x96", "--device", "cpu",
+    rc = main(["bench", "speed", "--model", str(random_model_file), "--resolution", "64x96", "--device", "cpu",
                "--frames", "3", "--warmup", "1", "--json", str(out), "--backend", "torch", "--backend", "onnxruntime",
                "--precision", "fp32", "--precision", "fp16", "--accuracy-frames", "2", "--quiet",
                "--cache-dir", str(tmp_path / "cache")])
@@ -49,7 +51,8 @@ def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_pat
     assert e2e[1]["miou"] == pytest.approx(e2e[2]["miou"], abs=0.01)
     assert {(s["backend"], s["precision"]) for s in report["skipped"]} == {("torch", "fp16"), ("onnxruntime", "fp16")}
     printed = capsys.readouterr().out
-    assert format_table(report).splitlines()[0] in printed
+    assert BenchReport.from_json(report).to_json() == report  # the dataclasses carry every key, in order
+    assert format_table(BenchReport.from_json(report)).splitlines()[0] in printed
     assert printed.count("| 64x96 |") == 6 and "skipped torch fp16 on cpu at 64x96: torch fp16 needs CUDA" in printed
 
 
@@ -61,8 +64,9 @@ def test_write_report_is_atomic(tmp_path):
 
 def test_bag_read_benchmark_reads_every_frame_in_both_storages(tmp_path, capsys):
     out = tmp_path / "bags.json"
-    assert main(["bench", "--bag", "--bag-frames", "6", "--resolution", "48x64", "--json", str(out)]) == 0
+    assert main(["bench", "bag", "--frames", "6", "--resolution", "48x64", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert list(report) == ["machine", "date", "torch", "bag_read"]
     rows = report["bag_read"]
     assert [r["storage"] for r in rows] == ["sqlite3", "mcap"]
     for r in rows:
@@ -74,11 +78,61 @@ def test_bag_read_benchmark_reads_every_frame_in_both_storages(tmp_path, capsys)
 
 
 def test_evaluate_benchmark_splits_overhead_from_pipeline_time(random_model_file):
-    from seg_ros.tools.bench import bench_evaluate, format_evaluate_table
+    from seg_ros.tools.bagbench import bench_evaluate, format_evaluate_table
 
     ev = bench_evaluate(str(random_model_file), frames=3, size=(48, 64), device="cpu")
-    assert ev["frames"] == 3 and ev["resolution"] == "48x64"
-    assert set(ev["overhead_ms"]) == {"read", "decode", "score", "write"}
-    assert ev["overhead_total_ms"] == pytest.approx(sum(ev["overhead_ms"].values()), abs=1e-2)
-    assert ev["overhead_pct"] == pytest.approx(100 * ev["overhead_total_ms"] / ev["pipeline_ms"], rel=0.05, abs=0.05)
+    assert ev.frames == 3 and ev.resolution == "48x64"
+    assert set(ev.overhead_ms) == {"read", "decode", "score", "write"}
+    assert ev.overhead_total_ms == pytest.approx(sum(ev.overhead_ms.values()), abs=1e-2)
+    assert ev.overhead_pct == pytest.approx(100 * ev.overhead_total_ms / ev.pipeline_ms, rel=0.05, abs=0.05)
     assert format_evaluate_table(ev).count("\n") == 2
+
+
+@pytest.mark.slow
+def test_evaluate_benchmark_command_writes_its_report(random_model_file, tmp_path, capsys):
+    out = tmp_path / "ev.json"
+    assert main(["bench", "evaluate", "--model", str(random_model_file), "--frames", "2", "--resolution", "48x64",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report) == ["machine", "date", "torch", "evaluate"] and report["evaluate"]["frames"] == 2
+    assert "| 2 | 48x64 |" in capsys.readouterr().out
+
+
+def test_auto_devices_are_the_cpu_and_the_first_gpu_when_there_is_one():
+    import torch
+
+    assert bench_devices(None) == bench_devices(["auto"]) == (["cpu", "cuda:0"] if torch.cuda.is_available()
+                                                                else ["cpu"])
+    assert bench_devices(["cpu", "auto", "cpu"])[0] == "cpu" and bench_devices(["cuda:1"]) == ["cuda:1"]
+
+
+def test_the_benchmark_tables_in_the_docs_are_the_ones_their_json_reports_give():
+    from pathlib import Path
+
+    from seg_ros.tools.benchdoc import SECTION, render
+    from seg_ros.tools.benchdoc import main as benchdoc
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    text = doc.read_text()
+    assert [m["json"] for m in SECTION.finditer(text)] == ["bench_cpu_360x640.json",
+                                                           "bench_cpu_512x1024_1024x2048.json"]
+    assert render(text, doc.parent) == text
+    assert benchdoc(["--check", str(doc)]) == 0
+    # a table edited by hand is put back
+    edited = text.replace("| e2e | onnxruntime | int8 | 53.2 |", "| e2e | onnxruntime | int8 | 99.9 |")
+    assert edited != text and render(edited, doc.parent) == text
+
+
+def test_a_speed_report_reads_back_into_the_dataclasses_it_was_written_from(tmp_path):
+    from pathlib import Path
+
+    from seg_ros.tools.benchdoc import doc_table, load_report
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "bench_cpu_512x1024_1024x2048.json"
+    data = json.loads(path.read_text())
+    report = load_report(path)
+    assert report.to_json() == data and list(report.to_json()) == list(data)
+    assert report.skipped[0].line() == "skipped torch int8 on cpu at 512x1024: torch has no int8"
+    table = doc_table(report).splitlines()
+    assert len(table) == 2 + 8 and table[2].startswith("| 512×1024 | naive | fp32 | 5.85 | 4.63 | 211.7 |")
+    assert write_report(report, tmp_path / "r.json").read_text() == json.dumps(data, indent=2)

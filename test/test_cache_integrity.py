@@ -19,7 +19,7 @@ from seg_ros.core.cache_entry import CacheDirError, CacheEntry, ensure_cache_dir
 from seg_ros.models.modelfile import file_sha256, resolve_model
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import RuntimeOptions
-from seg_ros.runtime.export import _load_cached, cached_export
+from seg_ros.runtime.export import cached_export, load_cached_export
 from seg_ros.runtime.onnx_model import SIDECAR_KEY, load_onnx_model
 from seg_ros.synthetic import generate_scene
 
@@ -134,7 +134,7 @@ def test_a_substitute_with_a_forged_manifest_is_caught_by_its_embedded_source(ca
     entry = CacheEntry.beside(onnx_file, rec["source"], "ONNX export")
     assert entry.verify() is True  # the forged manifest vouches for the file ...
     with caplog.at_level(logging.WARNING, logger="seg_ros.runtime"):
-        assert _load_cached(entry, rec["source"]["model_sha256"]) is None  # ... its embedded source does not
+        assert load_cached_export(entry, rec["source"]["model_sha256"]) is None  # ... its embedded source does not
     assert "it was exported from another model file (SHA-256 ffffffffffff…" in caplog.text
     assert not onnx_file.exists() and not manifest.exists()
 
@@ -315,8 +315,14 @@ def test_complexity_table_is_verified_and_never_fatal(tmp_path, monkeypatch, cap
     with caplog.at_level(logging.WARNING, logger="seg_ros.models"):
         assert cx.complexity(*args).params == c.params
     assert f"complexity cache {path} is unusable: its content does not match the recorded SHA-256" in caplog.text
-    assert unseal(json.loads(path.read_text()), cx._source())["entries"][next(iter(data["entries"]))] == \
+    record = json.loads(path.read_text())
+    assert unseal(record, record["source"])["entries"][next(iter(data["entries"]))] == \
         {"params": c.params, "macs": [c.macs[(32, 32)]]}
+    cx.clear_memory_cache()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seg_ros.models"):
+        assert cx.complexity(*args).params == c.params
+    assert not caplog.records  # the rewritten table is made from this code and torch: read, not measured again
     # a folder where the file belongs, and a file where the folder belongs: one warning, the answer still right
     for where in ("folder", "file"):
         caplog.clear()

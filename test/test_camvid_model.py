@@ -15,7 +15,7 @@ from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.io.datasets import FolderDataset
 from seg_ros.models.modelfile import read_meta, shipped_models
 from seg_ros.pipeline import Segmenter
-from seg_ros.ros.params import load_params_file, segmenter_kwargs
+from seg_ros.config import load_params_file, segmenter_kwargs
 
 NAME = "liteseg_mobilenetv2_camvid"
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +74,23 @@ def test_camvid_preset_resolution_meets_the_target_too():
     kwargs = segmenter_kwargs(load_params_file(REPO / "config" / "camvid.yaml"))
     cm = _camvid_val(Segmenter(NAME, resolution=kwargs["resolution"], device="cpu"))
     assert cm.miou() >= MIN_VAL_MIOU, dict(zip(CAMVID.names, np.round(cm.iou(), 4)))
+
+
+@pytest.mark.slow
+@needs_camvid
+def test_training_validation_scores_camvid_frames_as_the_segmenter_does():
+    """train.validate on the shipped model equals the Segmenter at the model file's defaults, pixel for pixel."""
+    import torch
+
+    from seg_ros.models.modelfile import load_model
+    from seg_ros.train import validate
+
+    val = FolderDataset(CAMVID_DIR, "val")
+    frames = [val[i] for i in range(0, len(val), len(val) // 6)]
+    seg = Segmenter(NAME, device="cpu")
+    expected = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
+    for image, labels in frames:
+        expected.update(seg.segment(image, outputs=("labels",)).labels, labels)
+    model, meta = load_model(shipped_models()[NAME])
+    got = validate(model.to(memory_format=torch.channels_last), meta, frames, torch.device("cpu"))
+    assert (got.matrix == expected.matrix).all()

@@ -80,7 +80,7 @@ def test_iou_and_miou_equal_cityscapesscripts(tmp_path, cityscapes_model, monkey
     write_dataset_bag(src, tmp_path / "bag", progress=False)
     report = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "report", out_bag=tmp_path / "pred",
                                       charts=False, progress=False), seg, log=lambda s: None)
-    assert report["frames"]["scored"] == 3
+    assert report.frames.scored == 3
 
     # the predictions, as cityscapesscripts wants them: labelId PNGs named after the ground truth
     results = tmp_path / "results"
@@ -97,18 +97,18 @@ def test_iou_and_miou_equal_cityscapesscripts(tmp_path, cityscapes_model, monkey
         monkeypatch.setattr(csev.args, name, value)
     ref = csev.evaluateImgLists([str(p) for p in pred_files], [str(gt_files[s]) for s in order], csev.args)
 
-    ours = report["metrics"]
-    assert ours["pixels"] == int(np.sum(ref["confMatrix"]) - sum(
+    ours = report.metrics
+    assert ours.pixels == int(np.sum(ref["confMatrix"]) - sum(
         np.sum(np.asarray(ref["confMatrix"])[i]) for i in IGNORED_LABEL_IDS))
     finite = 0
     for name in CITYSCAPES.names:
         theirs = ref["classScores"][name]
         if math.isnan(theirs):
-            assert ours["iou"][name] is None, name
+            assert ours.iou[name] is None, name
         else:
-            assert ours["iou"][name] == pytest.approx(theirs, rel=1e-12, abs=1e-15), name
+            assert ours.iou[name] == pytest.approx(theirs, rel=1e-12, abs=1e-15), name
             finite += 0.0 < theirs < 1.0
-    assert ours["miou"] == pytest.approx(ref["averageScoreClasses"], rel=1e-12)
+    assert ours.miou == pytest.approx(ref["averageScoreClasses"], rel=1e-12)
     # a meaningful comparison: several classes partly right, and classes with no IoU at all
     assert finite >= 3
-    assert any(v is None for v in ours["iou"].values())
+    assert any(v is None for v in ours.iou.values())

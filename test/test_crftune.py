@@ -11,7 +11,7 @@ from seg_ros.cli import main
 from seg_ros.core.errors import ConfigError
 from seg_ros.crf import CRFConfig
 from seg_ros.pipeline import Segmenter
-from seg_ros.ros.params import crf_config, load_params_file
+from seg_ros.config import crf_config, load_params_file
 from seg_ros.synthetic import generate_scene
 from seg_ros.tools.crfbench import crf_accuracy
 from seg_ros.tools.crftune import grid_configs, parse_grid, tune_crf
@@ -46,19 +46,25 @@ def test_grid_parsing_and_its_errors():
 def test_tune_crf_ranks_the_grid_on_even_frames_and_scores_the_winner_on_odd_ones(seg, scenes):
     base = CRFConfig(method="fast", iterations=3)
     result = tune_crf(seg, scenes, base, {"w1": [0.0, 6.0], "w2": [0.0, 3.0]}, progress=False)
-    assert result["frames"] == {"tuning": 2, "held_out": 2}
-    rows = result["grid"]
-    assert len(rows) == 4 and [r["miou"] for r in rows] == sorted((r["miou"] for r in rows), reverse=True)
+    assert result.frames == {"tuning": 2, "held_out": 2}
+    rows = result.grid
+    assert len(rows) == 4 and [r.miou for r in rows] == sorted((r.miou for r in rows), reverse=True)
     # No pairwise term: the CRF leaves the network's labels alone.
-    off = next(r for r in rows if r["name"] == "w1=0 w2=0")
-    assert off["gain"] == pytest.approx(0.0, abs=1e-9)
+    off = next(r for r in rows if r.name == "w1=0 w2=0")
+    assert off.gain == pytest.approx(0.0, abs=1e-9)
     # The top row is what crf_accuracy gives for those settings on the tuning frames alone.
-    best = replace(base, **{k: v for k, v in result["best"].items()})
+    best = replace(base, **result.best)
     again = crf_accuracy(seg, [scenes[0], scenes[2]], {"b": best}, reference=None)
-    assert rows[0]["miou"] == pytest.approx(again["variants"]["b"]["miou"], abs=1e-9)
+    assert rows[0].miou == pytest.approx(again.variants["b"].miou, abs=1e-9)
     held = crf_accuracy(seg, [scenes[1], scenes[3]], {"b": best}, reference=None)
-    assert result["held_out"]["best"]["miou"] == pytest.approx(held["variants"]["b"]["miou"], abs=1e-9)
-    assert result["held_out"]["none"]["miou"] == pytest.approx(held["variants"]["none"]["miou"], abs=1e-9)
+    assert result.held_out["best"].miou == pytest.approx(held.variants["b"].miou, abs=1e-9)
+    assert result.held_out["none"].miou == pytest.approx(held.variants["none"].miou, abs=1e-9)
+    # The JSON report: every grid point and both halves, with the variants' scores as crf_accuracy's.
+    data = result.to_json()
+    assert list(data) == ["grid", "best", "tuning", "held_out", "frames"]
+    assert list(data["grid"][0]) == ["name", "settings", "miou", "gain"]
+    assert list(data["held_out"]["best"]) == ["miou", "gain", "iou", "ms_per_frame"]
+    assert "ms_per_frame" not in data["held_out"]["none"]
     with pytest.raises(ConfigError, match="at least 2 labelled frames"):
         tune_crf(seg, scenes[:1], base, {"w1": [1.0]}, progress=False)
 
@@ -82,7 +88,13 @@ def test_cli_tune_crf_writes_a_preset_the_node_reads(tmp_path, scenes, capsys):
     cfg = crf_config(values)
     assert cfg.method == "fast" and cfg.iterations == 2
     assert cfg.w1 in (0.0, 5.0) and cfg.theta_beta in (3.0, 13.0)
-    assert (tmp_path / "t.json").exists()
+    import json
+
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["command"].startswith("seg-ros tune-crf --data") and report["frames"] == {"tuning": 2, "held_out": 2}
+    header = preset.read_text().splitlines()[:3]
+    assert header[0].startswith("# Dense CRF settings cross-validated with `seg-ros tune-crf` on ")
+    assert "held-out frames: mIoU" in header[1] and header[2] == f"# {report['command']}"
     # A bad grid: exit 2, one sentence, nothing written.
     bad = tmp_path / "bad.yaml"
     assert main(["tune-crf", "--data", str(root), "--grid", "size=1", "--preset", str(bad), "--quiet"]) == 2

@@ -44,17 +44,16 @@ def test_demo_writes_a_bag_evaluates_it_and_reports(demo):
     assert sorted(p.name for p in out.iterdir()) == [
         "confusion_matrix.png", CONTACT_SHEET, "drive_bag", "iou_per_class.png", "latency_histogram.png",
         OVERLAY_VIDEO, "report.json", "report.md", "segmented_bag"]
-    on_disk = json.loads((out / "report.json").read_text())
-    assert on_disk["metrics"]["miou"] == report["metrics"]["miou"]
-    assert report["frames"]["scored"] == FRAMES and report["frames"]["missing_gt"] == 0
-    assert set(report["latency_ms"]) == {"preprocess", "infer", "crf", "postprocess", "render", "total"}
-    assert report["fps"] > 0
+    assert json.loads((out / "report.json").read_text()) == report.to_json()
+    assert report.frames.scored == FRAMES and report.frames.missing_gt == 0
+    assert set(report.latency_ms) == {"preprocess", "infer", "crf", "postprocess", "render", "total"}
+    assert report.fps > 0
     assert "mIoU" in (out / "report.md").read_text()
     with BagReader(out / "segmented_bag") as r:
         assert r.info.topic("/segmentation_node/overlay").count == FRAMES
     assert any("report.md" in line for line in lines) and any("ros2 bag play" in line for line in lines)
     assert not list(out.glob(".seg-ros-partial-*"))
-    assert report["metrics"]["miou"] > 0.6
+    assert report.metrics.miou > 0.6
 
 
 @pytest.mark.slow
@@ -64,6 +63,8 @@ def test_demo_summary_names_the_video_and_the_sheet_first(demo):
     assert summary[0].startswith("Video:") and str(out / OVERLAY_VIDEO) in summary[0]
     assert summary[1].startswith("Sheet:") and str(out / CONTACT_SHEET) in summary[1]
     assert summary[2].startswith("Report:")
+    assert summary[3] == "Charts:  " + ", ".join(str(out / name) for name in (
+        "iou_per_class.png", "confusion_matrix.png", "latency_histogram.png"))
 
 
 @pytest.mark.slow

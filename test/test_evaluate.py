@@ -10,9 +10,25 @@ import numpy as np
 import pytest
 
 from seg_ros.cli import main
+from seg_ros.core.errors import InputError
 from seg_ros.core.labels import CAMVID
 from seg_ros.core.metrics import ConfusionMatrix
-from seg_ros.evaluate import EvalOptions, GroundTruthDir, compare_reports, evaluate_bag, load_report
+from seg_ros.evaluate import (
+    Accuracy,
+    BagSummary,
+    EvalOptions,
+    EvaluationReport,
+    FrameCounts,
+    GroundTruthDir,
+    GroundTruthSource,
+    LatencyStats,
+    MissingFrame,
+    ModelSummary,
+    OutputBag,
+    compare_reports,
+    evaluate_bag,
+    load_report,
+)
 from seg_ros.io.bags import BagReader, BagWriter, write_dataset_bag
 from seg_ros.io.datasets import ImageFolderSource, SyntheticDriveSource
 from seg_ros.pipeline import Segmenter
@@ -56,25 +72,28 @@ def test_evaluate_scores_every_frame_and_writes_report_and_bag(tmp_path, drive_b
     out, out_bag = tmp_path / "report", tmp_path / "seg_bag"
     rep = evaluate_bag(EvalOptions(bag=drive_bag, out=out, out_bag=out_bag, progress=False), seg, log=_quiet)
     ref, cm = _reference(seg, scenes, ("labels", "color", "overlay"))
-    assert rep["bag"]["image_topic"] == "/camera/image_raw" and rep["ground_truth"] == {"topic": "/camera/gt_labels"}
-    assert rep["frames"]["total"] == rep["frames"]["scored"] == 4 and rep["frames"]["missing_gt"] == 0
-    assert rep["frames"]["size"] == "48x64"
-    m = rep["metrics"]
-    assert m["confusion_matrix"] == cm.matrix.tolist() and m["pixels"] == 4 * 48 * 64
-    assert m["miou"] == pytest.approx(cm.miou()) and m["pixel_accuracy"] == pytest.approx(cm.pixel_accuracy())
-    assert [m["iou"][n] for n in CAMVID.names] == [None if np.isnan(v) else pytest.approx(v) for v in cm.iou()]
+    assert rep.bag.image_topic == "/camera/image_raw"
+    assert rep.ground_truth == GroundTruthSource(topic="/camera/gt_labels")
+    assert rep.frames.total == rep.frames.scored == 4 and rep.frames.missing_gt == 0
+    assert rep.frames.size == "48x64"
+    m = rep.metrics
+    assert [list(row) for row in m.confusion_matrix] == cm.matrix.tolist() and m.pixels == 4 * 48 * 64
+    assert m.miou == pytest.approx(cm.miou()) and m.pixel_accuracy == pytest.approx(cm.pixel_accuracy())
+    assert [m.iou[n] for n in CAMVID.names] == [None if np.isnan(v) else pytest.approx(v) for v in cm.iou()]
     for s in ("preprocess", "infer", "crf", "postprocess", "render", "total"):
-        st = rep["latency_ms"][s]
-        assert 0 <= st["p50"] <= st["p90"] <= st["p99"] <= st["max"]
-    assert rep["fps"] > 0 and rep["overhead_pct"] >= 0
-    assert set(rep["overhead_ms"]) == {"read", "decode", "score", "write"}
+        st = rep.latency_ms[s]
+        assert 0 <= st.p50 <= st.p90 <= st.p99 <= st.max
+    assert rep.fps > 0 and rep.overhead_pct >= 0
+    assert set(rep.overhead_ms) == {"read", "decode", "score", "write"}
+    assert rep.charts == ("iou_per_class.png", "confusion_matrix.png", "latency_histogram.png")
     assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "iou_per_class.png",
                                                       "latency_histogram.png", "report.json", "report.md"]
-    assert json.loads((out / "report.json").read_text())["metrics"]["miou"] == m["miou"]
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk == rep.to_json() and load_report(out / "report.json") == rep
     for png in out.glob("*.png"):
         assert cv2.imread(str(png)).shape[0] > 200
     md = (out / "report.md").read_text()
-    assert f"mIoU {m['miou']:.3f}" in md and "| Sky |" in md and "| evaluate: read |" in md
+    assert f"mIoU {m.miou:.3f}" in md and "| Sky |" in md and "| evaluate: read |" in md
     # the output bag: input images and camera_info copied, outputs with the input stamps and log times
     with BagReader(out_bag) as r:
         topics = {t.name: t.count for t in r.info.topics}
@@ -106,11 +125,12 @@ def test_missing_ground_truth_is_counted_and_listed(tmp_path, seg, scenes, capsy
             cv2.imwrite(str(tmp_path / "labs" / f"{i}.png"), s.labels)
     write_dataset_bag(ImageFolderSource(tmp_path / "imgs", tmp_path / "labs"), tmp_path / "bag", progress=False)
     rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", charts=False, progress=False), seg)
-    fr = rep["frames"]
-    assert (fr["total"], fr["scored"], fr["missing_gt"]) == (4, 3, 1)
-    assert fr["missing_gt_frames"] == [{"index": 2, "stamp_ns": T0 + 2 * DT}]
+    fr = rep.frames
+    assert (fr.total, fr.scored, fr.missing_gt) == (4, 3, 1)
+    assert fr.missing_gt_frames == (MissingFrame(index=2, stamp_ns=T0 + 2 * DT),)
+    assert rep.to_json()["frames"]["missing_gt_frames"] == [{"index": 2, "stamp_ns": T0 + 2 * DT}]
     _, cm = _reference(seg, [scenes[i] for i in (0, 1, 3)])
-    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+    assert rep.to_json()["metrics"]["confusion_matrix"] == cm.matrix.tolist()
     printed = capsys.readouterr().out
     assert "1 of 4 frames had no ground truth and were not scored" in printed
     assert "Frames without ground truth (first 1): 2 (" in (tmp_path / "r" / "report.md").read_text()
@@ -138,10 +158,10 @@ def test_ground_truth_from_a_folder(tmp_path, seg, scenes, match):
     (gt / "notes.png").write_bytes(b"not a frame")  # ignored: not named by a number
     rep = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "r", gt_dir=gt, gt_match=match, charts=False,
                                    progress=False), seg, log=_quiet)
-    assert rep["ground_truth"] == {"dir": str(gt), "match": match, "files": 3}
-    assert (rep["frames"]["scored"], rep["frames"]["missing_gt"]) == (3, 1)
+    assert rep.to_json()["ground_truth"] == {"dir": str(gt), "match": match, "files": 3}
+    assert (rep.frames.scored, rep.frames.missing_gt) == (3, 1)
     _, cm = _reference(seg, [scenes[i] for i in (0, 1, 3)])
-    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+    assert rep.to_json()["metrics"]["confusion_matrix"] == cm.matrix.tolist()
 
 
 def test_ground_truth_folder_errors(tmp_path):
@@ -169,20 +189,21 @@ def test_ground_truth_messages_are_paired_by_stamp_not_by_order(tmp_path, seg, s
             w.write_image("/cam", s.image, stamp)
     rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", image_topic="/cam", gt_topic="/gt",
                                    charts=False, progress=False), seg, log=_quiet)
-    fr = rep["frames"]
-    assert (fr["scored"], fr["missing_gt"], fr["gt_without_frame"]) == (2, 2, 1)
-    assert [x["index"] for x in fr["missing_gt_frames"]] == [2, 3]
+    fr = rep.frames
+    assert (fr.scored, fr.missing_gt, fr.gt_without_frame) == (2, 2, 1)
+    assert [x.index for x in fr.missing_gt_frames] == [2, 3]
     _, cm = _reference(seg, scenes[:2])
-    assert rep["metrics"]["confusion_matrix"] == cm.matrix.tolist()
+    assert rep.to_json()["metrics"]["confusion_matrix"] == cm.matrix.tolist()
 
 
 def test_compressed_images_in_mcap_and_latency_only(tmp_path, seg, scenes):
     bag = _images_only_bag(tmp_path / "bag", scenes, storage="mcap", compressed=True)
     rep = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "r", out_bag=tmp_path / "o", charts=False,
                                    progress=False), seg, log=_quiet)
-    assert rep["bag"]["image_type"] == "sensor_msgs/msg/CompressedImage" and rep["bag"]["storage"] == "mcap"
-    assert rep["ground_truth"] is None and rep["metrics"] is None
-    assert rep["frames"]["total"] == 4 and rep["frames"]["missing_gt"] == 0
+    assert rep.bag.image_type == "sensor_msgs/msg/CompressedImage" and rep.bag.storage == "mcap"
+    assert rep.ground_truth is None and rep.metrics is None and rep.charts == ()
+    assert rep.frames.total == 4 and rep.frames.missing_gt == 0
+    assert load_report(tmp_path / "r" / "report.json") == rep
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json", "report.md"]
     assert "![" not in (tmp_path / "r" / "report.md").read_text()
     with BagReader(tmp_path / "o") as r:
@@ -204,17 +225,17 @@ def test_the_node_parameter_file_configures_the_segmenter_and_flags_override_it(
     assert main(["evaluate", "--bag", str(drive_bag), "--params", str(params), "--out", str(tmp_path / "a"),
                  "--no-charts", "--quiet"]) == 0
     a = load_report(tmp_path / "a" / "report.json")
-    assert a["model"]["resolution"] == "32x48" and a["settings"]["values"]["keep_aspect"] is False
-    assert a["settings"]["params_file"] == str(params)
+    assert a.model.resolution == "32x48" and a.settings["values"]["keep_aspect"] is False
+    assert a.settings["params_file"] == str(params)
     assert main(["evaluate", "--bag", str(drive_bag), "--params", str(params), "--resolution", "40x56",
                  "--out", str(tmp_path / "b"), "--no-charts", "--quiet"]) == 0
     b = load_report(tmp_path / "b" / "report.json")
-    assert b["model"]["resolution"] == "40x56" and b["settings"]["overrides"] == {"resolution": "40x56"}
+    assert b.model.resolution == "40x56" and b.settings["overrides"] == {"resolution": "40x56"}
     capsys.readouterr()
     assert main(["evaluate", "--compare", str(tmp_path / "a/report.json"), str(tmp_path / "b/report.json")]) == 0
     table = capsys.readouterr().out
     row = next(line for line in table.splitlines() if line.startswith("| mIoU |"))
-    assert f"{a['metrics']['miou']:.3f}" in row and f"{b['metrics']['miou'] - a['metrics']['miou']:+.3f}" in row
+    assert f"{a.metrics.miou:.3f}" in row and f"{b.metrics.miou - a.metrics.miou:+.3f}" in row
     assert "| IoU Sky |" in table and "| total p50 ms |" in table
     assert compare_reports(a, b).splitlines()[0] == "| | A | B | B − A |"
 
@@ -321,3 +342,80 @@ def test_bag_from_dataset_and_evaluate_as_real_processes(tmp_path, random_model_
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "/camera/image_raw (sensor_msgs/Image, 2 messages)" in r.stderr
     assert not (tmp_path / "r2").exists()
+
+
+# -- the typed report and report.json ----------------------------------------------------------------------------
+
+REPORT_KEYS = ["format", "seg_ros_version", "date", "command", "bag", "ground_truth", "model", "settings", "frames",
+               "metrics", "latency_ms", "fps", "throughput_fps", "overhead_ms", "overhead_pct", "out_bag", "charts",
+               "report_write_s", "wall_s"]
+NESTED_KEYS = {
+    "bag": ["path", "storage", "version", "duration_s", "messages", "image_topic", "image_type"],
+    "model": ["description", "path", "architecture", "label_set", "classes", "ignore_id", "resolution",
+              "provenance"],
+    "frames": ["total", "scored", "missing_gt", "missing_gt_frames", "gt_without_frame", "gt_duplicate_stamps",
+               "size"],
+    "metrics": ["miou", "pixel_accuracy", "iou", "class_accuracy", "pixels", "confusion_matrix"],
+    "out_bag": ["path", "topics"],
+}
+
+
+def _hand_made_report(scored: bool, ground_truth: GroundTruthSource | None) -> EvaluationReport:
+    names = ("Sky", "Road", "Car")
+    cm = ConfusionMatrix(3, 3)
+    cm.update(np.array([[0, 1], [1, 2]], np.uint8), np.array([[0, 1], [2, 3]], np.uint8))
+    stats = LatencyStats.of([1.0, 2.5, 4.0])
+    return EvaluationReport(
+        seg_ros_version="0.1.0", date="2026-12-05 12:00:00", command="seg-ros evaluate --bag b",
+        bag=BagSummary("/b", "mcap", 9, 1.5, 12, "/cam", "sensor_msgs/msg/Image"), ground_truth=ground_truth,
+        model=ModelSummary("m at 32x48", "/m.safetensors", "liteseg_mobilenetv2", "toy", names, 3, "32x48",
+                           {"dataset": "synthetic", "epochs": 2}),
+        settings={"params_file": None, "overrides": {"device": "cpu"}},
+        frames=FrameCounts(3, 2, 1, (MissingFrame(2, T0 + 2 * DT),), 1, 0, "48x64"),
+        metrics=Accuracy.from_confusion(cm, names) if scored else None,
+        latency_ms={"infer": stats, "crf": None, "total": stats}, fps=400.0, throughput_fps=350.5,
+        overhead_ms={"read": stats}, overhead_pct=12.5,
+        out_bag=OutputBag("/o", ("/s/labels", "/s/color", "/s/overlay")) if scored else None,
+        charts=("latency_histogram.png",), report_write_s=0.25, wall_s=1.75)
+
+
+@pytest.mark.parametrize("scored, ground_truth", [
+    (True, GroundTruthSource(topic="/gt")),
+    (True, GroundTruthSource(dir="/labels", match="index", files=2)),
+    (False, None),
+])
+def test_report_json_round_trip_keeps_every_value_and_key(scored, ground_truth, tmp_path):
+    rep = _hand_made_report(scored, ground_truth)
+    d = rep.to_json()
+    assert list(d) == REPORT_KEYS
+    for key, keys in NESTED_KEYS.items():
+        assert d[key] is None or list(d[key]) == keys, key
+    assert list(d["latency_ms"]["infer"]) == ["p50", "p90", "p99", "max", "mean"] and d["latency_ms"]["crf"] is None
+    assert d["frames"]["missing_gt_frames"] == [{"index": 2, "stamp_ns": T0 + 2 * DT}]
+    assert d["ground_truth"] == (None if ground_truth is None else
+                                 {"topic": "/gt"} if ground_truth.topic else
+                                 {"dir": "/labels", "match": "index", "files": 2})
+    if scored:
+        assert d["metrics"]["iou"] == {"Sky": 1.0, "Road": 0.5, "Car": 0.0}
+        assert d["metrics"]["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    assert EvaluationReport.from_json(d) == rep
+    (tmp_path / "report.json").write_text(json.dumps(rep.to_json(), indent=2))
+    back = load_report(tmp_path / "report.json")
+    assert back == rep and back.to_json() == rep.to_json()
+    assert "| fps (pipeline) | 400.0 | 400.0 | +0.0 |" in compare_reports(back, rep).splitlines()
+
+
+def test_compare_reports_shows_n_a_for_a_latency_only_run():
+    scored, latency_only = _hand_made_report(True, GroundTruthSource(topic="/gt")), _hand_made_report(False, None)
+    table = compare_reports(scored, latency_only, names=("gt", "none")).splitlines()
+    assert table[0] == "| | gt | none | none − gt |"
+    assert "| mIoU | 0.500 | n/a |  |" in table and "| IoU Car | 0.000 | n/a |  |" in table
+    assert "| infer p50 ms | 2.50 | 2.50 | +0.00 |" in table and "| crf p50 ms | n/a | n/a |  |" in table
+
+
+def test_load_report_refuses_a_truncated_report(tmp_path):
+    d = _hand_made_report(True, GroundTruthSource(topic="/gt")).to_json()
+    del d["frames"]
+    (tmp_path / "r.json").write_text(json.dumps(d))
+    with pytest.raises(InputError, match="incomplete or malformed"):
+        load_report(tmp_path / "r.json")

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seg_ros.config import NODE_NAME, PARAMS, SPECS, load_params_file, markdown_table
 from seg_ros.core.errors import ConfigError
 from seg_ros.ros import launch_support as ls
-from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, load_params_file, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
@@ -195,10 +195,10 @@ def test_ready_watcher_fires_once_across_chunks_and_streams():
         fired = w.feed(ch.encode(), "stdout")
         if fired:
             break
-    assert fired and w.ready and len(w._tails) == 0
+    assert fired and w.ready and w.buffered_chars == 0
     w = ls.ReadyWatcher()
     w.feed(b"x" * 1_000_000)
-    assert len(w._tails["stderr"]) == len(ls.READY_MARKER) - 1  # bounded, whatever the node prints
+    assert w.buffered_chars == len(ls.READY_MARKER) - 1  # bounded, whatever the node prints
 
 
 def test_exit_reasons_and_ready_message():
@@ -535,7 +535,7 @@ def test_parameter_files_validate(path):
 
 def test_parameter_tables_are_generated_from_the_schema():
     node_doc = DOCS["node.md"]
-    assert markdown_table() in node_doc, "regenerate the table of docs/node.md with: python -m seg_ros.ros.params"
+    assert markdown_table() in node_doc, "regenerate the table of docs/node.md with: python -m seg_ros.config"
     rows = [ln for ln in node_doc.splitlines() if ln.startswith("| `")]
     documented = {re.match(r"\| `([^`]+)`", ln).group(1) for ln in rows}
     assert {p.name for p in PARAMS} <= documented

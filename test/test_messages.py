@@ -2,6 +2,10 @@
 
 import array
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -261,3 +265,17 @@ def test_label_info_json_fallback():
     assert d["label_set"] == CAMVID.name and d["ignore_id"] == CAMVID.ignore_id
     assert [(c["id"], c["name"], tuple(c["color"])) for c in d["classes"]] == [
         (i, n, tuple(c)) for i, (n, c) in enumerate(zip(CAMVID.names, CAMVID.colors))]
+
+
+def test_io_loads_without_ros_or_the_layers_above_it():
+    """seg_ros.io runs offline and under rclpy alike: importing it pulls in no ROS client library and no upper layer."""
+    code = ("import sys, seg_ros.io.messages, seg_ros.io.bags, seg_ros.io.datasets; "
+            "print('\\n'.join(sorted(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.split()
+    assert "seg_ros.io.bags" in loaded
+    upper = ("rclpy", "seg_ros.runtime", "seg_ros.pipeline", "seg_ros.ros", "seg_ros.tools", "seg_ros.cli",
+             "seg_ros.train", "seg_ros.evaluate", "seg_ros.config")
+    assert [m for m in loaded if m.split(".")[0] == "rclpy" or m.startswith(upper)] == []

@@ -1,5 +1,7 @@
+import hashlib
 import json
 import os
+import struct
 
 import pytest
 import torch
@@ -12,13 +14,18 @@ from seg_ros.models.modelfile import (
     METADATA_KEY,
     ModelFileError,
     ModelMeta,
-    _checksum,
     load_model,
     read_meta,
     resolve_model,
     save_model,
     shipped_models,
 )
+
+
+def _file_sha256(meta_json: str, blob: bytes) -> str:
+    """The format's checksum: SHA-256 of the metadata JSON text followed by the tensor bytes (after the header)."""
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    return hashlib.sha256(meta_json.encode() + blob[8 + header_len:]).hexdigest()
 
 
 def _meta(**kw) -> ModelMeta:
@@ -151,7 +158,7 @@ def test_malformed_metadata(model, tmp_path):
     for text, message in (("{not json", "malformed seg_ros metadata"), (json.dumps({"format": 99}), "format 99")):
         blob = save({"w": torch.zeros(3)}, metadata={METADATA_KEY: text})
         save_file({"w": torch.zeros(3)}, str(path),
-                  metadata={METADATA_KEY: text, CHECKSUM_KEY: _checksum(text, blob)})
+                  metadata={METADATA_KEY: text, CHECKSUM_KEY: _file_sha256(text, blob)})
         with pytest.raises(ModelFileError, match=message):
             read_meta(path)
 

@@ -172,7 +172,7 @@ def test_stop_during_start_up(ros, sig, after_s):
 def test_executor_errors_once_stopping_are_not_failures():
     """rclpy's executors on Humble and Jazzy can raise in the spinning thread while shutdown() destroys their guard
     conditions (AttributeError on a None guard): after a stop request that is the teardown, not a failure."""
-    from seg_ros.ros.node import _spin
+    from seg_ros.ros.node import spin_until_stopped
     from seg_ros.ros.stopping import StopSignals
 
     class Executor:  # raises what such an executor raises, with the stop already requested or not
@@ -186,7 +186,7 @@ def test_executor_errors_once_stopping_are_not_failures():
 
     for stopping in (True, False):
         stop, failure = StopSignals(), []
-        _spin(Executor(stop, stopping), stop, failure)
+        spin_until_stopped(Executor(stop, stopping), stop, failure)
         assert stop.requested.is_set()
         assert [str(e) for e in failure] == ([] if stopping else ["'NoneType' object has no attribute 'handle'"])
 

@@ -1,4 +1,4 @@
-"""``seg-ros bench --node``'s bookkeeping on real message types (it reports times; nothing asserts speed)."""
+"""``seg-ros bench node``'s bookkeeping on real message types (it reports times; nothing asserts speed)."""
 
 import json
 
@@ -25,8 +25,8 @@ def test_node_overhead_row(random_model_file, kit_name):
 
 def test_bench_node_command(random_model_file, tmp_path, capsys):
     out = tmp_path / "node.json"
-    assert main(["bench", "--node", "--model", str(random_model_file), "--resolution", "64x96", "--frames", "2",
-                 "--warmup", "1", "--json", str(out)]) == 0
+    assert main(["bench", "node", "--model", str(random_model_file), "--resolution", "64x96", "--frames", "2",
+                 "--warmup", "1", "--device", "cpu", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["kind"] == "node_overhead" and report["rows"][0]["messages"] == "rosbags"
     assert {r["messages"] for r in report["rows"]} <= {"rosbags", "rclpy"}

@@ -1,9 +1,6 @@
 import pytest
 
-from seg_ros.core.errors import ConfigError
-from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
-from seg_ros.pipeline import Segmenter
-from seg_ros.ros.params import (
+from seg_ros.config import (
     PARAMS,
     defaults,
     load_params_file,
@@ -12,6 +9,9 @@ from seg_ros.ros.params import (
     validate,
     validate_all,
 )
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
+from seg_ros.pipeline import Segmenter
 
 
 def test_defaults_are_valid_and_documented():

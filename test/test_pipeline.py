@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.preprocess import FramePreprocessor, inference_size, upsampled_argmax
 from seg_ros.crf import CRFConfig
 from seg_ros.models.modelfile import ModelFileError, load_model
-from seg_ros.pipeline import Segmenter, parse_resolution, upsampled_argmax
+from seg_ros.pipeline import Segmenter, parse_resolution, render
 from seg_ros.synthetic import generate_scene
 
 
@@ -203,17 +204,63 @@ def test_fp16_agrees_with_fp32_on_cuda(random_model_file, rng):
 def test_gpu_code_path_matches_the_cpu_path_when_run_on_the_cpu(seg, rng):
     """The CUDA stages (torch resize/normalise/colour/blend on device tensors) run here on CPU tensors."""
     frames = np.stack([_frame(rng, 64, 96) for _ in range(2)])
-    x_np = seg._preprocess(frames, 64, 96)
-    x_t = seg._preprocess(torch.from_numpy(frames), 64, 96)
+    pre = seg.preprocessor
+    x_np = pre(frames, (64, 96))
+    x_t = pre(torch.from_numpy(frames), (64, 96))
     assert torch.allclose(x_np, x_t, atol=1e-5)
     assert x_t.is_contiguous(memory_format=torch.channels_last)
     scene = generate_scene(5, (128, 192)).image[None]
-    small_np = seg._preprocess(scene, 32, 48)
-    small_t = seg._preprocess(torch.from_numpy(scene), 32, 48)
+    small_np = pre(scene, (32, 48))
+    small_t = pre(torch.from_numpy(scene), (32, 48))
     assert (small_np - small_t).abs().mean() < 0.05  # INTER_AREA vs antialiased bilinear, on a real scene
     labels = rng.integers(0, 11, (2, 64, 96)).astype(np.uint8)
-    c_np, o_np = seg._render(frames, labels, torch.from_numpy(labels), True, True)
-    c_t, o_t = seg._render(torch.from_numpy(frames), labels, torch.from_numpy(labels), True, True)
-    assert (c_np == c_t).all()
+    palette, alpha = seg.label_set.palette, seg.overlay_alpha
+    c_np, o_np = render(frames, labels, palette, alpha)
+    c_t, o_t = render(torch.from_numpy(frames), torch.from_numpy(labels), torch.tensor(palette), alpha)
+    assert (c_np == c_t).all() and (c_np == palette[labels]).all()
     assert np.abs(o_np.astype(int) - o_t.astype(int)).max() <= 1
-    assert seg._render(frames, labels, torch.from_numpy(labels), False, True)[0] is None
+    assert render(frames, labels, palette, alpha, color=False)[0] is None
+    assert render(torch.from_numpy(frames), labels, palette, alpha, overlay=False)[1] is None
+
+
+@pytest.mark.parametrize("frame,resolution,keep_aspect,size", [
+    ((360, 480), (540, 720), True, (540, 720)), ((50, 131), (64, 96), True, (37, 96)),
+    ((130, 61), (64, 96), True, (64, 30)), ((50, 131), (64, 96), False, (64, 96)), ((1, 1), (64, 96), True, (64, 64)),
+])
+def test_inference_size_keeps_the_aspect_ratio_inside_the_resolution(frame, resolution, keep_aspect, size):
+    assert inference_size(*frame, resolution, keep_aspect) == size
+
+
+def test_frame_preprocessor_normalises_with_the_model_files_mean_and_std(rng):
+    mean, std = (0.3, 0.5, 0.7), (0.2, 0.25, 0.1)
+    frames = np.stack([_frame(rng, 37, 53) for _ in range(2)])
+    expected = (torch.from_numpy(frames).float() / 255 - torch.tensor(mean)) / torch.tensor(std)
+    expected = expected.permute(0, 3, 1, 2)
+    nhwc = FramePreprocessor(mean, std, "cpu")(frames, (37, 53))
+    planar = FramePreprocessor(mean, std, "cpu", channels_last=False)(frames, (37, 53))
+    on_tensors = FramePreprocessor(mean, std, "cpu", channels_last=False)(torch.from_numpy(frames), (37, 53))
+    for x in (nhwc, planar, on_tensors):
+        assert x.shape == (2, 3, 37, 53) and x.dtype == torch.float32
+        assert torch.allclose(x, expected, atol=1e-4)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert planar.is_contiguous() and on_tensors.is_contiguous()
+    resized = FramePreprocessor(mean, std, "cpu")(frames, (20, 70))  # shrink one side, stretch the other
+    assert resized.shape == (2, 3, 20, 70)
+
+
+def test_network_input_is_what_the_segmenter_infers_on(random_model_file, rng):
+    """network_input → backend → upsampled argmax reproduces segment()'s labels at non-multiple frame sizes."""
+    for keep_aspect in (True, False):
+        seg = Segmenter(random_model_file, resolution=(45, 70), keep_aspect=keep_aspect, device="cpu")
+        for h, w in ((72, 97), (50, 131)):
+            frames = np.stack([_frame(rng, h, w) for _ in range(2)])
+            x = seg.network_input(frames)
+            assert x.shape == (2, 3, *seg.inference_size(h, w))
+            with torch.inference_mode():
+                labels, _ = upsampled_argmax(seg.backend.infer(x), (h, w), False)
+            for got, r in zip(labels.numpy(), seg.segment_batch(frames, ["labels"])):
+                assert (got == r.labels).all()
+    with pytest.raises(InputError, match=r"an \(N, H, W, 3\) array of N ≥ 1 frames"):
+        seg.network_input(_frame(rng, 8, 8))
+    with pytest.raises(InputError, match="uint8"):
+        seg.network_input(np.zeros((1, 8, 8, 3), np.float32))

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from seg_ros.core.errors import InputError, SegRosError
-from seg_ros.io.datasets import Augment, FolderDataset
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.io.datasets import FolderDataset
 from seg_ros.models.modelfile import load_model, read_meta
+from seg_ros.pipeline import Segmenter
 from seg_ros.synthetic import generate_scene
-from seg_ros.train import TrainConfig, segmentation_loss, train
+from seg_ros.train import Augment, TrainConfig, segmentation_loss, train, validate
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
@@ -225,31 +227,59 @@ def test_ema_model_is_validated_written_and_resumed(tmp_path):
         train(_cfg(tmp_path / "bad", ema=1.0), progress=False, log=lambda s: None)
 
 
-@pytest.mark.slow
-def test_validation_at_an_inference_size_matches_the_segmenter(tmp_path, random_model_file):
-    from seg_ros.core.labels import get_label_set
-    from seg_ros.core.metrics import ConfusionMatrix
-    from seg_ros.io.datasets import SyntheticDataset
-    from seg_ros.pipeline import Segmenter
-    from seg_ros.train import validate
+def _channels_last_model(path):
+    """The model file's network as the Segmenter's torch backend holds it (channels-last weights)."""
+    model, meta = load_model(path)
+    return model.to(memory_format=torch.channels_last), meta
 
-    model, _ = load_model(random_model_file)
-    source = SyntheticDataset(500, 2, (72, 96))
-    camvid = get_label_set("camvid")
-    for size in ((108, 144), (48, 64)):
-        seg = Segmenter(random_model_file, resolution=size, keep_aspect=False, device="cpu")
-        expected = ConfusionMatrix(camvid.num_classes, camvid.ignore_id)
-        for i in range(len(source)):
-            image, labels = source[i]
-            expected.update(seg.segment(image, outputs=("labels",)).labels, labels)
-        got = validate(model, source, camvid, torch.device("cpu"), size=size)
-        # Identical up to a few argmax ties that float rounding may break either way.
-        assert np.abs(got.matrix - expected.matrix).sum() <= 4, size
-        assert got.total == expected.total == 2 * 72 * 96
-    same = validate(model, source, camvid, torch.device("cpu"), size=(72, 96))
-    assert (same.matrix == validate(model, source, camvid, torch.device("cpu")).matrix).all()
-    res = train(_cfg(tmp_path, epochs=1, val_size=(48, 64)), progress=False, log=lambda s: None)
-    assert read_meta(res.model_path).input_size == (48, 64)
+
+@pytest.mark.parametrize("keep_aspect", [True, False])
+def test_validation_scores_exactly_the_segmenters_labels(random_model_file, keep_aspect):
+    """Ground truth = the Segmenter's own labels, so validation's confusion matrix is diagonal only if its
+    labels equal them pixel for pixel: frames of non-multiple sizes, shrunk and enlarged, other aspect ratios."""
+    model, meta = _channels_last_model(random_model_file)
+    images = [generate_scene(s, size).image for s, size in ((1, (72, 97)), (2, (50, 131)), (3, (130, 61)))]
+    for input_size in ((64, 96), (45, 70)):
+        seg = Segmenter(random_model_file, resolution=input_size, keep_aspect=keep_aspect, device="cpu")
+        source = [(image, seg.segment(image, ["labels"]).labels) for image in images]
+        cm = validate(model, replace(meta, input_size=input_size), source, torch.device("cpu"),
+                      keep_aspect=keep_aspect)
+        assert cm.total == sum(image.shape[0] * image.shape[1] for image in images)
+        assert cm.matrix.trace() == cm.total, (input_size, keep_aspect)
+        assert len(np.unique(np.concatenate([lab.ravel() for _, lab in source]))) > 1  # not a constant network
+
+
+def test_validation_scores_against_the_ground_truth_as_the_segmenter_is_scored(random_model_file):
+    model, meta = _channels_last_model(random_model_file)
+    images = [generate_scene(s, (50, 131)) for s in (7, 8)]
+    source = [(scene.image, scene.labels) for scene in images]
+    seg = Segmenter(random_model_file, device="cpu")  # the model file's own input size and keep-aspect default
+    expected = ConfusionMatrix(meta.label_set.num_classes, meta.label_set.ignore_id)
+    for image, labels in source:
+        expected.update(seg.segment(image, ["labels"]).labels, labels)
+    model.train()
+    got = validate(model, meta, source, torch.device("cpu"))
+    assert model.training  # left in the mode it was in
+    assert (got.matrix == expected.matrix).all() and got.total == expected.total
+
+
+@pytest.mark.slow
+def test_the_recorded_val_miou_is_what_the_segmenter_scores_with_the_written_model(tmp_path):
+    """val_size 48x80 on 96x128 frames: the Segmenter keeps the aspect ratio (48x64), and so does validation."""
+    from seg_ros.io.datasets import SyntheticDataset
+    from seg_ros.train.config import SYNTHETIC_VAL_SEED
+
+    cfg = _cfg(tmp_path, epochs=1, val_size=(48, 80))
+    res = train(cfg, progress=False, log=lambda s: None)
+    meta = read_meta(res.model_path)
+    assert meta.input_size == (48, 80)
+    seg = Segmenter(res.model_path, device="cpu")
+    cm = ConfusionMatrix(meta.label_set.num_classes, meta.label_set.ignore_id)
+    val = SyntheticDataset(SYNTHETIC_VAL_SEED, cfg.synthetic_val, cfg.synthetic_size)
+    for i in range(len(val)):
+        image, labels = val[i]
+        cm.update(seg.segment(image, ["labels"]).labels, labels)
+    assert meta.provenance["val_miou"] == round(cm.miou(), 5)
 
 
 @pytest.mark.slow

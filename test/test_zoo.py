@@ -6,6 +6,11 @@ tracing, the Segmenter and `seg-ros train` / `seg-ros models --details` on real 
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +19,7 @@ import torch
 from seg_ros.cli import main
 from seg_ros.core.errors import ConfigError
 from seg_ros.core.labels import CAMVID
-from seg_ros.models import available, build, get_spec
+from seg_ros.models import available, build, deeplab, get_spec, liteseg, register
 from seg_ros.models import complexity as cx
 from seg_ros.models.darknet import DarkNet19Features
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
@@ -30,6 +35,7 @@ ZOO = ("liteseg_shufflenet", "liteseg_darknet19", "deeplabv1_vgg16_largefov", "d
        "deeplabv3plus_mobilenetv2")
 HEAVY = {"deeplabv1_vgg16_largefov", "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3plus_resnet50",
          "deeplabv3plus_resnet101", "deeplabv3plus_mobilenetv2", "liteseg_darknet19"}
+ROOT = Path(__file__).resolve().parents[1]
 
 # Published counts used below:
 # - LiteSeg README: ShuffleNet 3.51 M and DarkNet19 20.55 M at 19 classes (ShuffleNet with its 1000-way ImageNet
@@ -65,6 +71,60 @@ def test_all_zoo_models_are_registered():
     for name in ZOO:
         spec = get_spec(name)
         assert spec.backbone and spec.output_stride and spec.description
+
+
+def test_each_architecture_module_registers_the_builders_it_defines():
+    """Registered where defined: every name maps to the module-level builder of the same name in its module."""
+    for name in available():
+        module = liteseg if name.startswith("liteseg_") else deeplab
+        assert get_spec(name).builder is getattr(module, name)
+    assert len(available()) == 10
+
+
+def test_a_name_registers_once():
+    spec = get_spec("liteseg_shufflenet")
+    decorate = register("liteseg_shufflenet", description="another", backbone="x", output_stride="1")
+    with pytest.raises(ValueError, match="'liteseg_shufflenet' is already registered"):
+        decorate(lambda num_classes: torch.nn.Identity())
+    assert get_spec("liteseg_shufflenet") is spec
+
+
+@pytest.mark.slow
+def test_a_registered_builder_is_built_listed_and_measured():
+    # In a child process: the registry is global and this architecture must not leak into other tests.
+    code = """
+import torch
+from seg_ros.models import available, build, get_spec, register
+from seg_ros.models.complexity import measure
+
+@register("pointwise_test", description="one 1x1 conv", backbone="none", output_stride="1")
+def pointwise(num_classes, bias=True):
+    return torch.nn.Conv2d(3, num_classes, 1, bias=bias)
+
+assert "pointwise_test" in available() and get_spec("pointwise_test").builder is pointwise
+assert isinstance(build("pointwise_test", 4), torch.nn.Conv2d)
+c = measure("pointwise_test", 5, ((8, 16),), bias=False)
+print(c.params, c.macs[(8, 16)])
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(3 * 5), str(3 * 5 * 8 * 16)]
+
+
+def test_descriptions_state_no_parameter_counts():
+    """Counts are measured (complexity), never typed where they could go stale."""
+    typed = re.compile(r"param|\d\s*[MK]\b")
+    assert [n for n in available() if typed.search(get_spec(n).description)] == []
+    assert [n for n in available() if typed.search(get_spec(n).builder.__doc__ or "")] == []
+
+
+def test_complexity_cache_key_covers_network_code_only():
+    names = {p.name for p in cx.fingerprint_sources()}
+    assert not names & {"modelfile.py", "pretrained.py", "checkpoint_import.py"}
+    assert {"blocks.py", "mobilenetv2.py", "shufflenet.py", "darknet.py", "resnet.py", "vgg.py", "liteseg.py",
+            "deeplab.py", "registry.py", "complexity.py"} <= names
+    assert {Path(sys.modules[get_spec(n).builder.__module__].__file__).name for n in available()} <= names
 
 
 @pytest.mark.parametrize("name,classes,target", [
@@ -265,6 +325,16 @@ def test_models_details_lists_params_and_gmacs(capsys, tmp_path, monkeypatch):
         assert "M parameters at 19 classes" in details
         assert "GMACs at 360x640" in details and "GMACs at 512x1024" in details
     assert "1.97 M parameters" in out and "20.55 M parameters" in out and "39.64 M parameters" in out
+
+
+@pytest.mark.slow
+def test_docs_architecture_table_is_the_measured_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEG_ROS_CACHE_DIR", str(tmp_path))
+    table = cx.markdown_table()
+    assert len(table.splitlines()) == 2 + len(available())
+    assert "| `liteseg_mobilenetv2` | MobileNetV2 | 32 | 3.10 M | 1.94 | 4.31 |" in table
+    assert table in (ROOT / "docs" / "models.md").read_text(), \
+        "regenerate the architecture table of docs/models.md with: python -m seg_ros.models.complexity"
 
 
 @pytest.mark.parametrize("name", ["liteseg_shufflenet", "liteseg_darknet19", "deeplabv3plus_mobilenetv2"])

@@ -7,7 +7,7 @@ Two implementations of the same energy (``config.py`` describes it):
 * ``exact`` — pydensecrf2 (Krähenbühl's C++ permutohedral lattice), CPU only;
 * ``fast`` — :func:`~seg_ros.crf.fast.fast_crf`, PyTorch on the pipeline's device; the same messages at
   full resolution (``crf.downsample: 1``), by default on large frames a coarser grid with a full-resolution
-  last update (an approximation whose agreement with ``exact`` ``seg-ros bench --crf`` measures).
+  last update (an approximation whose agreement with ``exact`` ``seg-ros bench crf`` measures).
 """
 
 from __future__ import annotations

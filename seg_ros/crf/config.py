@@ -19,84 +19,63 @@ uses them as given). θβ is a colour distance and is never scaled.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.settings import check_fields, setting
 
 METHODS = ("exact", "fast", "auto")
 
 AUTO_GRID_SIDE = 320
 """With ``downsample = 0`` the fast CRF's grid keeps its longer side at least this many cells."""
 
-LIMITS: dict[str, tuple[float, float]] = {
-    "iterations": (1, 100),
-    "w1": (0.0, 100.0),
-    "theta_alpha": (1.0, 10000.0),
-    "theta_beta": (1.0, 255.0),
-    "w2": (0.0, 100.0),
-    "theta_gamma": (0.5, 1000.0),
-    "reference_size": (0, 8192),
-    "confidence_threshold": (0.0, 1.0),
-    "band": (0, 256),
-    "downsample": (0, 16),
-}
-"""Inclusive ranges of the numeric settings (the node's schema uses the same)."""
+MIN_REFERENCE_SIZE = 32
+"""The smallest non-zero ``reference_size``: below it the spatial widths would scale up absurdly."""
+
+
+def check_reference_size(value: int) -> int:
+    """``reference_size`` is 0 (no scaling) or at least :data:`MIN_REFERENCE_SIZE`; returns it or raises."""
+    if 0 < value < MIN_REFERENCE_SIZE:
+        raise ConfigError(f"crf.reference_size must be 0 (no scaling) or at least {MIN_REFERENCE_SIZE} pixels, "
+                          f"not {value}.")
+    return value
 
 
 @dataclass(frozen=True)
 class CRFConfig:
-    """Dense CRF settings; see the module docstring for the model.
+    """Dense CRF settings (the node's ``crf.*`` parameters); see the module docstring for the model.
 
-    Attributes:
-        method: ``exact`` (pydensecrf2, CPU), ``fast`` (PyTorch on the pipeline's device) or ``auto``
-            (fast on CUDA; on the CPU exact when pydensecrf2 is installed, else fast).
-        iterations: mean-field iterations.
-        w1, theta_alpha, theta_beta: appearance kernel weight, spatial width (pixels at the reference size)
-            and colour width (RGB units 0..255).
-        w2, theta_gamma: smoothness kernel weight and spatial width (pixels at the reference size).
-        reference_size: longer image side (pixels) at which theta_alpha and theta_gamma hold; 0 = no scaling.
-        confidence_threshold: 0 refines every pixel; above 0 only pixels whose network confidence (max softmax)
-            is below it, plus a band of ``band`` pixels around them, are refined; the others keep the
-            network's probabilities.
-        band: dilation (pixels, Chebyshev distance) of the uncertain region with ``confidence_threshold``.
-        downsample: the fast CRF's mean field runs on a grid this many times coarser than the frame (its last
-            update at full resolution); 1 = full resolution, 0 = auto (the coarsest step that keeps the grid's
-            longer side at least :data:`AUTO_GRID_SIDE` cells). The exact CRF always runs at full resolution.
-        exact_fallback: with ``method=exact`` and pydensecrf2 not installed, run the fast CRF instead of
-            refusing.
+    Each field's meaning, unit and range is stated once, in its metadata (see :func:`seg_ros.core.settings.setting`),
+    from which the node's parameter table in docs/node.md is generated. ``method=auto`` means fast on CUDA and, on
+    the CPU, exact when pydensecrf2 is installed, else fast. The exact CRF always runs at full resolution.
     """
 
-    method: str = "fast"
-    iterations: int = 10
-    w1: float = 4.0
-    theta_alpha: float = 121.0
-    theta_beta: float = 5.0
-    w2: float = 3.0
-    theta_gamma: float = 3.0
-    reference_size: int = 500
-    confidence_threshold: float = 0.0
-    band: int = 8
-    downsample: int = 0
-    exact_fallback: bool = False
+    method: str = setting("fast", "exact: pydensecrf2 on the CPU; fast: PyTorch on the pipeline's device; auto: "
+                          "fast on CUDA, on the CPU exact when pydensecrf2 is installed.", choices=METHODS)
+    iterations: int = setting(10, "Mean-field iterations.", range=(1, 100))
+    w1: float = setting(4.0, "Weight of the appearance (bilateral) kernel; 0 = off.", range=(0.0, 100.0))
+    theta_alpha: float = setting(121.0, "Spatial width θα of the appearance kernel, pixels at crf.reference_size.",
+                                 range=(1.0, 10000.0))
+    theta_beta: float = setting(5.0, "Colour width θβ of the appearance kernel, RGB units (0..255).",
+                                range=(1.0, 255.0))
+    w2: float = setting(3.0, "Weight of the smoothness (Gaussian) kernel; 0 = off.", range=(0.0, 100.0))
+    theta_gamma: float = setting(3.0, "Spatial width θγ of the smoothness kernel, pixels at crf.reference_size.",
+                                 range=(0.5, 1000.0))
+    reference_size: int = setting(500, "Longer frame side (pixels) at which θα and θγ hold; they scale with "
+                                  "max(H, W) / reference_size; 0 = use them as given.", range=(0, 8192),
+                                  check=check_reference_size)
+    confidence_threshold: float = setting(0.0, "Refine only pixels whose network confidence is below this, plus "
+                                          "crf.band; 0 = every pixel.", range=(0.0, 1.0))
+    band: int = setting(8, "Pixels added around the uncertain region (with crf.confidence_threshold).",
+                        range=(0, 256))
+    downsample: int = setting(0, "Fast CRF: run the mean field on a grid this many times coarser than the frame "
+                              "(its last update at full resolution); 1 = full resolution, 0 = auto (grid's longer "
+                              f"side >= {AUTO_GRID_SIDE}).", range=(0, 16))
+    exact_fallback: bool = setting(False, "With crf.method=exact and pydensecrf2 missing: use the fast CRF "
+                                   "(true) or refuse (false).")
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"crf.method must be one of {', '.join(METHODS)}, not {self.method!r}.")
-        for f in fields(self):
-            if f.name not in LIMITS:
-                continue
-            value = getattr(self, f.name)
-            integral = isinstance(LIMITS[f.name][0], int)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (integral and value != int(value)):
-                kind = "an integer" if integral else "a number"
-                raise ConfigError(f"crf.{f.name} must be {kind}, not {value!r}.")
-            lo, hi = LIMITS[f.name]
-            if not math.isfinite(value) or not lo <= value <= hi:
-                raise ConfigError(f"crf.{f.name} must lie in [{lo:g}, {hi:g}], not {value!r}.")
-        if 0 < self.reference_size < 32:
-            raise ConfigError(f"crf.reference_size must be 0 (no scaling) or at least 32 pixels, "
-                              f"not {self.reference_size}.")
+        check_fields(self, "crf.")
 
     def scale(self, height: int, width: int) -> float:
         """Factor applied to theta_alpha and theta_gamma for a (height, width) frame."""
@@ -119,4 +98,8 @@ def grid_name(step: int) -> str:
     return "full resolution" if step == 1 else f"1/{step} grid"
 
 
-__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig", "grid_name"]
+LIMITS: dict[str, tuple[float, float]] = {f.name: f.metadata["range"] for f in fields(CRFConfig)
+                                           if f.metadata["range"] is not None}
+"""Inclusive ranges of the numeric settings, from the fields' metadata."""
+
+__all__ = ["AUTO_GRID_SIDE", "LIMITS", "METHODS", "CRFConfig", "check_reference_size", "grid_name"]

@@ -13,7 +13,7 @@ and hashing order. Where its speed comes from:
   update is taken at every pixel, with the network's full-resolution unary and
   the grid's message upsampled bilinearly, or, where the grid's labels change,
   with joint bilateral upsampling guided by the pixel's colour, so labels
-  still snap to image edges. This is an approximation; ``seg-ros bench --crf``
+  still snap to image edges. This is an approximation; ``seg-ros bench crf``
   measures its agreement with the exact CRF;
 * whole-tensor splat / blur / slice on the GPU (or on every CPU core);
 * the smoothness kernel's lattice depends only on the grid size and is built

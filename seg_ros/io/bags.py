@@ -5,7 +5,7 @@ files) or a bare ``.db3`` / ``.mcap`` file and yields messages in log-time
 order — every message, no wall-clock pacing. Camera images come out as
 :class:`ImageMessage` (header stamp, frame id, the deserialized
 sensor_msgs/Image or CompressedImage) and decode with the same functions the
-node uses (:mod:`seg_ros.io.messages`); camera_info as :class:`CameraInfo`.
+node uses (:mod:`seg_ros.io.messages`); camera_info as :class:`CameraIntrinsics`.
 
 Writing: :class:`BagWriter` writes rosbag2 metadata version 8 (plays on
 Humble and Iron) or 9 (Jazzy and later), chosen by ``distro``, in sqlite3 or
@@ -44,6 +44,7 @@ from seg_ros.core.errors import InputError
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS
 from seg_ros.core.paths import check_creatable, require_file_or_dir
 from seg_ros.core.staging import raise_if_interrupted
+from seg_ros.io.datasets import FrameSource
 from seg_ros.io.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -221,7 +222,7 @@ class ImageMessage:
 
 
 @dataclass(frozen=True)
-class CameraInfo:
+class CameraIntrinsics:
     """The calibration fields of a sensor_msgs/CameraInfo, in pixels.
 
     ``k``: 3×3 intrinsic matrix row-major (fx 0 cx / 0 fy cy / 0 0 1); all zeros = uncalibrated.
@@ -240,7 +241,8 @@ class CameraInfo:
     frame_id: str = ""
 
     @classmethod
-    def pinhole(cls, height: int, width: int, fx: float, fy: float, cx: float, cy: float, **kw: Any) -> CameraInfo:
+    def pinhole(cls, height: int, width: int, fx: float, fy: float, cx: float, cy: float,
+                **kw: Any) -> CameraIntrinsics:
         """An undistorted pinhole camera: focal lengths and principal point in pixels."""
         return cls(height=height, width=width, k=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0),
                    d=(0.0,) * 5, p=(fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0), **kw)
@@ -250,7 +252,7 @@ class CameraInfo:
         return self.k[0] != 0.0
 
     @classmethod
-    def from_msg(cls, msg: Any) -> CameraInfo:
+    def from_msg(cls, msg: Any) -> CameraIntrinsics:
         return cls(height=int(msg.height), width=int(msg.width), k=tuple(float(v) for v in msg.k),
                    d=tuple(float(v) for v in msg.d), r=tuple(float(v) for v in msg.r),
                    p=tuple(float(v) for v in msg.p), distortion_model=str(msg.distortion_model),
@@ -397,11 +399,11 @@ class BagReader:
         for i, m in enumerate(self.messages([topic])):
             yield self.image_message(m, i)
 
-    def camera_infos(self, topic: str) -> Iterator[CameraInfo]:
+    def camera_infos(self, topic: str) -> Iterator[CameraIntrinsics]:
         """Every sensor_msgs/CameraInfo on ``topic`` in log-time order."""
         self.require_topic(topic, (CAMERA_INFO,), role="camera_info")
         for m in self.messages([topic]):
-            yield CameraInfo.from_msg(self.deserialize(m))
+            yield CameraIntrinsics.from_msg(self.deserialize(m))
 
 
 def read_bag_info(path: str | os.PathLike) -> BagInfo:
@@ -543,7 +545,7 @@ class BagWriter:
         self.write(topic, msg, stamp_ns if log_time_ns is None else log_time_ns)
         return int(buf.size)
 
-    def write_camera_info(self, topic: str, info: CameraInfo, stamp_ns: int, frame_id: str = "camera",
+    def write_camera_info(self, topic: str, info: CameraIntrinsics, stamp_ns: int, frame_id: str = "camera",
                           log_time_ns: int | None = None) -> None:
         """Write a sensor_msgs/CameraInfo with ``info``'s calibration and the given header."""
         roi = self._Roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
@@ -648,7 +650,7 @@ class DatasetBagSummary:
 
 
 def write_dataset_bag(
-    source: Any,
+    source: FrameSource,
     out: str | os.PathLike,
     *,
     fps: float = 10.0,
@@ -717,8 +719,8 @@ def write_dataset_bag(
                 if frame.labels is not None:
                     w.write_image(gt_topic, np.ascontiguousarray(frame.labels, np.uint8), stamp, frame_id)
                     labelled += 1
-                info = (CameraInfo.pinhole(h, w_, *frame.intrinsics) if frame.intrinsics is not None
-                        else CameraInfo(height=h, width=w_))
+                info = (CameraIntrinsics.pinhole(h, w_, *frame.intrinsics) if frame.intrinsics is not None
+                        else CameraIntrinsics(height=h, width=w_))
                 w.write_camera_info(camera_info_topic, info, stamp, frame_id)
                 frames += 1
                 bar.update(1)
@@ -735,6 +737,6 @@ def write_dataset_bag(
 __all__ = [
     "CAMERA_INFO", "COMPRESSED_IMAGE", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE", "IMAGE_TYPES", "STORAGES",
     "BagCorruptError", "BagError", "BagInfo", "BagMessage", "BagNotFoundError", "BagReader", "BagTopicError",
-    "BagWriteError", "BagWriter", "CameraInfo", "DatasetBagSummary", "EmptyBagError", "ImageMessage", "TopicInfo",
+    "BagWriteError", "BagWriter", "CameraIntrinsics", "DatasetBagSummary", "EmptyBagError", "ImageMessage", "TopicInfo",
     "distro_version", "ns_to_sec_nanosec", "read_bag_info", "stamp_to_ns", "write_dataset_bag",
 ]

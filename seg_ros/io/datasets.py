@@ -1,15 +1,16 @@
-"""Dataset readers and training augmentation.
+"""Dataset readers: image files, indexable training sets and frame sequences for replay.
 
-A *source* is a sized, indexable collection of ``(image, labels)`` pairs:
+A *dataset* is a sized, indexable collection of ``(image, labels)`` pairs:
 ``image`` (H, W, 3) uint8 RGB and ``labels`` (H, W) uint8 class ids (the label
-set's ignore id marks void). Sources: :class:`FolderDataset` (the CamVid
+set's ignore id marks void). Datasets: :class:`FolderDataset` (the CamVid
 layout ``<root>/<split>/images/NAME.{jpg,png}`` + ``<root>/<split>/labels/NAME.png``)
 and :class:`SyntheticDataset` (procedural scenes, see :mod:`seg_ros.synthetic`).
+Training augments them (:mod:`seg_ros.train.augment`).
 
-For replay (``seg-ros bag-from-dataset``) a *frame source* is a sized iterable of
-:class:`SourceFrame` in time order, with a ``label_set``: :class:`CamVidSource`,
-:class:`CityscapesSource` (labelIds mapped to trainIds), :class:`ImageFolderSource`
-(labels optional per frame) and :class:`SyntheticDriveSource`.
+For replay (``seg-ros bag-from-dataset``) a *frame source* (:class:`FrameSource`) is a
+sized iterable of :class:`SourceFrame` in time order, with a ``name`` and a ``label_set``:
+:class:`CamVidSource`, :class:`CityscapesSource` (labelIds mapped to trainIds),
+:class:`ImageFolderSource` (labels optional per frame) and :class:`SyntheticDriveSource`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -159,41 +161,6 @@ class SyntheticDataset:
         return self[i][1]
 
 
-@dataclass(frozen=True)
-class Augment:
-    """The LiteSeg training augmentation: random scale, pad-and-crop to ``crop`` (H, W), horizontal flip.
-
-    Images are scaled bilinearly, labels with nearest neighbour; padding is black for the
-    image and ``ignore_id`` for the labels, so padded pixels never count in the loss.
-    """
-
-    crop: tuple[int, int]
-    scale: tuple[float, float] = (0.5, 2.0)
-    flip: bool = True
-    ignore_id: int = 255
-
-    def __call__(
-        self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ch, cw = self.crop
-        s = rng.uniform(*self.scale)
-        h, w = labels.shape
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        if (nh, nw) != (h, w):
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            labels = cv2.resize(labels, (nw, nh), interpolation=cv2.INTER_NEAREST)
-        ph, pw = max(ch - nh, 0), max(cw - nw, 0)
-        if ph or pw:
-            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            labels = cv2.copyMakeBorder(labels, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_id)
-        y = int(rng.integers(0, labels.shape[0] - ch + 1))
-        x = int(rng.integers(0, labels.shape[1] - cw + 1))
-        image, labels = image[y:y + ch, x:x + cw], labels[y:y + ch, x:x + cw]
-        if self.flip and rng.random() < 0.5:
-            image, labels = image[:, ::-1], labels[:, ::-1]
-        return np.ascontiguousarray(image), np.ascontiguousarray(labels)
-
-
 # -- frame sources for replay (seg-ros bag-from-dataset) -----------------------------------------------------------
 
 @dataclass
@@ -207,6 +174,22 @@ class SourceFrame:
     image: np.ndarray
     labels: np.ndarray | None
     intrinsics: tuple[float, float, float, float] | None = None
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """A sequence of frames for replay: ``len()`` frames, iterated in time order as :class:`SourceFrame`.
+
+    ``name`` describes the source (recorded in a bag's metadata); ``label_set`` is the one its labels use.
+    Iterating again starts again from the first frame.
+    """
+
+    name: str
+    label_set: LabelSet
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[SourceFrame]: ...
 
 
 def check_label_ids(labels: np.ndarray, label_set: LabelSet, what: str) -> None:

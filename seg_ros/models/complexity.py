@@ -6,10 +6,16 @@ weights are allocated and nothing is computed. That still takes about a second
 per architecture, so results are cached in memory and in a small JSON file in
 the cache folder (:func:`~seg_ros.core.cache_entry.default_cache_dir`). The
 file is a sealed record (:func:`~seg_ros.core.cache_entry.seal`): its source
-is a fingerprint of the model source code and the torch version, and the
-SHA-256 of its entries is checked on every read, so an edited, truncated or
-stale file is logged and measured anew. A cache that cannot be read or written
-costs one warning and the measurement, never the command: it only saves time.
+is a fingerprint of the torch version and of the network code
+(:func:`fingerprint_sources`: every ``models/*.py`` except the model-file
+format, ImageNet weight loading and checkpoint import, which move weights but
+never change a network's shape or cost), and the SHA-256 of its entries is
+checked on every read, so an edited, truncated or stale file is logged and
+measured anew. A cache that cannot be read or written costs one warning and
+the measurement, never the command: it only saves time.
+
+``python -m seg_ros.models.complexity`` prints the architecture table of
+docs/models.md from these measurements.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from seg_ros.models.registry import build
+from seg_ros.models.registry import available, build, get_spec
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((360, 640), (512, 1024))
 """Input sizes (height, width) at which ``seg-ros models --details`` reports MACs."""
 CACHE_FILE = "complexity.json"
+NOT_FINGERPRINTED: frozenset[str] = frozenset({"checkpoint_import.py", "modelfile.py", "pretrained.py"})
+"""Files of seg_ros/models/ left out of the cache's fingerprint: they read and write weights only."""
 
 log = logging.getLogger("seg_ros.models")
 
@@ -74,10 +82,19 @@ def measure(name: str, num_classes: int = 19, sizes: tuple[tuple[int, int], ...]
     return Complexity(name, num_classes, count_parameters(model), {tuple(s): count_macs(model, s) for s in sizes})
 
 
+def fingerprint_sources() -> list[Path]:
+    """The source files whose bytes key the cache, sorted: the modules that define, register or measure networks.
+
+    That is every ``seg_ros/models/*.py`` but :data:`NOT_FINGERPRINTED`, so a new architecture module is covered
+    without being listed, and a change to the model-file format keeps the measured entries.
+    """
+    return [p for p in sorted(Path(__file__).resolve().parent.glob("*.py")) if p.name not in NOT_FINGERPRINTED]
+
+
 @functools.cache
 def _fingerprint() -> str:
     h = hashlib.sha256(torch.__version__.encode())
-    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    for p in fingerprint_sources():
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -162,3 +179,23 @@ def complexity(name: str, num_classes: int = 19, sizes: tuple[tuple[int, int], .
 def clear_memory_cache() -> None:
     """Forget the complexities memoised in this process (the cache file stays)."""
     _cached.cache_clear()
+
+
+def markdown_table(num_classes: int = 19, sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES) -> str:
+    """The architecture table of docs/models.md: every registered architecture (sorted) at its default options.
+
+    Columns: name, backbone, output stride, parameters (millions) at ``num_classes``, GMACs at each (H, W) of
+    ``sizes``. Every number is measured (:func:`complexity`, cached).
+    """
+    lines = ["| name | backbone | output stride | params | " + " | ".join(f"GMACs {h}×{w}" for h, w in sizes) + " |",
+             "|---|---|---|---|" + "---|" * len(sizes)]
+    for name in available():
+        spec = get_spec(name)
+        c = complexity(name, num_classes, sizes)
+        macs = " | ".join(f"{c.gmacs(s):.2f}" for s in sizes)
+        lines.append(f"| `{name}` | {spec.backbone} | {spec.output_stride} | {c.params / 1e6:.2f} M | {macs} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -31,11 +31,15 @@ from torch import nn
 from seg_ros.core.errors import ConfigError
 from seg_ros.models.blocks import ImagePooling
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
+from seg_ros.models.registry import register
 from seg_ros.models.resnet import ResNetFeatures
 from seg_ros.models.vgg import VGG16LargeFOVFeatures
 
 ASPP_CHANNELS = 256
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+_OUTPUT_STRIDES = (f"output_stride=16 (ASPP {'/'.join(map(str, ASPP_RATES[16]))}) "
+                   f"or 8 ({'/'.join(map(str, ASPP_RATES[8]))})")
+"""The output-stride option of the v3 and v3+ builders, for their registry descriptions."""
 LOW_LEVEL_CHANNELS = 48
 LARGEFOV_CHANNELS = 1024
 LARGEFOV_DILATION = 12
@@ -205,36 +209,57 @@ def _resnet(depth: int, output_stride: int, se: bool) -> ResNetFeatures:
     return ResNetFeatures(depth, output_stride, se=se)
 
 
+@register("deeplabv1_vgg16_largefov", backbone="VGG16", output_stride="8",
+          description="DeepLab v1 LargeFOV, VGG16 at output stride 8, fc6 3×3 dilation 12 (1024 ch), fc7 1×1 1024")
 def deeplabv1_vgg16_largefov(num_classes: int) -> DeepLabV1LargeFOV:
-    """DeepLab v1 VGG16-LargeFOV, output stride 8: 20.5 M parameters at 21 classes."""
+    """DeepLab v1 VGG16-LargeFOV, output stride 8."""
     return DeepLabV1LargeFOV(num_classes)
 
 
+@register("deeplabv3_resnet50", backbone="ResNet-50", output_stride="16 (or 8)",
+          description=f"DeepLab v3, ResNet-50, {_OUTPUT_STRIDES}, image pooling, 256 ch; se=true adds SE blocks; "
+                      "torchvision keys")
 def deeplabv3_resnet50(num_classes: int, output_stride: int = 16, se: bool = False) -> DeepLabV3:
-    """DeepLab v3, ResNet-50 (optionally SE), output stride 8 or 16: 39.64 M parameters at 19 classes."""
+    """DeepLab v3, ResNet-50 (optionally SE), output stride 8 or 16."""
     return DeepLabV3(_resnet(50, output_stride, se), num_classes, _rates(output_stride))
 
 
+@register("deeplabv3_resnet101", backbone="ResNet-101", output_stride="16 (or 8)",
+          description=f"DeepLab v3, ResNet-101, {_OUTPUT_STRIDES}, image pooling, 256 ch; se=true adds SE blocks; "
+                      "torchvision keys")
 def deeplabv3_resnet101(num_classes: int, output_stride: int = 16, se: bool = False) -> DeepLabV3:
-    """DeepLab v3, ResNet-101 (optionally SE), output stride 8 or 16: 58.63 M parameters at 19 classes."""
+    """DeepLab v3, ResNet-101 (optionally SE), output stride 8 or 16."""
     return DeepLabV3(_resnet(101, output_stride, se), num_classes, _rates(output_stride))
 
 
+@register("deeplabv3_mobilenetv2", backbone="MobileNetV2", output_stride="16 (or 8)",
+          pretrained_backbone="mobilenet_v2_imagenet",
+          description=f"DeepLab v3 on MobileNetV2's 320-ch features, {_OUTPUT_STRIDES}")
 def deeplabv3_mobilenetv2(num_classes: int, output_stride: int = 16) -> DeepLabV3:
-    """DeepLab v3 on MobileNetV2's 320-channel features, output stride 8 or 16: 5.11 M parameters at 19 classes."""
+    """DeepLab v3 on MobileNetV2's 320-channel features, output stride 8 or 16."""
     return DeepLabV3(MobileNetV2Features(output_stride, last_conv=False), num_classes, _rates(output_stride))
 
 
+@register("deeplabv3plus_resnet50", backbone="ResNet-50", output_stride="16 (or 8)",
+          description=f"DeepLab v3+, ResNet-50, {_OUTPUT_STRIDES}, decoder with 48-ch low-level projection; "
+                      "se=true adds SE blocks")
 def deeplabv3plus_resnet50(num_classes: int, output_stride: int = 16, se: bool = False) -> DeepLabV3Plus:
-    """DeepLab v3+, ResNet-50 (optionally SE), output stride 8 or 16: 40.35 M parameters at 19 classes."""
+    """DeepLab v3+, ResNet-50 (optionally SE), output stride 8 or 16."""
     return DeepLabV3Plus(_resnet(50, output_stride, se), num_classes, _rates(output_stride))
 
 
+@register("deeplabv3plus_resnet101", backbone="ResNet-101", output_stride="16 (or 8)",
+          description=f"DeepLab v3+, ResNet-101, {_OUTPUT_STRIDES}, decoder with 48-ch low-level projection; "
+                      "se=true adds SE blocks")
 def deeplabv3plus_resnet101(num_classes: int, output_stride: int = 16, se: bool = False) -> DeepLabV3Plus:
-    """DeepLab v3+, ResNet-101 (optionally SE), output stride 8 or 16: 59.34 M parameters at 19 classes."""
+    """DeepLab v3+, ResNet-101 (optionally SE), output stride 8 or 16."""
     return DeepLabV3Plus(_resnet(101, output_stride, se), num_classes, _rates(output_stride))
 
 
+@register("deeplabv3plus_mobilenetv2", backbone="MobileNetV2", output_stride="16 (or 8)",
+          pretrained_backbone="mobilenet_v2_imagenet",
+          description=f"DeepLab v3+ on MobileNetV2's 320-ch features, {_OUTPUT_STRIDES}, decoder with 48-ch "
+                      "low-level projection")
 def deeplabv3plus_mobilenetv2(num_classes: int, output_stride: int = 16) -> DeepLabV3Plus:
-    """DeepLab v3+ on MobileNetV2's 320-channel features, output stride 8 or 16: 5.82 M parameters at 19 classes."""
+    """DeepLab v3+ on MobileNetV2's 320-channel features, output stride 8 or 16."""
     return DeepLabV3Plus(MobileNetV2Features(output_stride, last_conv=False), num_classes, _rates(output_stride))

@@ -32,6 +32,7 @@ from torch import nn
 from seg_ros.models.blocks import DASPPBranch, ImagePooling, SeparableConv2d
 from seg_ros.models.darknet import DarkNet19Features
 from seg_ros.models.mobilenetv2 import MobileNetV2Features
+from seg_ros.models.registry import register
 from seg_ros.models.shufflenet import ShuffleNetV1Features
 
 DASPP_RATES = (1, 3, 6, 9)
@@ -105,16 +106,23 @@ def _init_head(model: LiteSeg) -> None:
             nn.init.zeros_(m.bias)
 
 
+@register("liteseg_mobilenetv2", backbone="MobileNetV2", output_stride="32",
+          pretrained_backbone="mobilenet_v2_imagenet",
+          description="LiteSeg, MobileNetV2 backbone at output stride 32, DASPP 96 ch")
 def liteseg_mobilenetv2(num_classes: int) -> LiteSeg:
-    """LiteSeg-MobileNetV2: 3.10 M parameters at 19 classes."""
+    """LiteSeg-MobileNetV2 (output stride 32, decoder at stride 4)."""
     return LiteSeg(MobileNetV2Features(output_stride=32), num_classes)
 
 
+@register("liteseg_shufflenet", backbone="ShuffleNet v1 1g8", output_stride="32",
+          description="LiteSeg, ShuffleNet v1 (8 groups) at output stride 32, low-level 384→48, decoder at stride 8")
 def liteseg_shufflenet(num_classes: int) -> LiteSeg:
-    """LiteSeg-ShuffleNet (1×, 8 groups; decoder at stride 8): 1.97 M parameters at 19 classes."""
+    """LiteSeg-ShuffleNet (1×, 8 groups; output stride 32, decoder at stride 8)."""
     return LiteSeg(ShuffleNetV1Features(), num_classes, low_level_projection=48)
 
 
+@register("liteseg_darknet19", backbone="DarkNet-19", output_stride="16",
+          description="LiteSeg, DarkNet-19 at output stride 16 (dilation 2 in the last block), low-level 128→32")
 def liteseg_darknet19(num_classes: int) -> LiteSeg:
-    """LiteSeg-DarkNet19 (output stride 16, decoder at stride 4): 20.55 M parameters at 19 classes."""
+    """LiteSeg-DarkNet19 (output stride 16, decoder at stride 4)."""
     return LiteSeg(DarkNet19Features(), num_classes, low_level_projection=32)

@@ -33,17 +33,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from seg_ros.config import SPECS, crf_config, reload_params, segmenter_kwargs, validate, validate_all
 from seg_ros.core.errors import ConfigError, InputError, SegRosError, clip
 from seg_ros.io.messages import compressed_to_rgb, confidence_image, image_message, image_to_rgb
 from seg_ros.pipeline import Segmenter, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
 from seg_ros.ros.diagnostics import NodeStats, Summary, Throttle
-from seg_ros.ros.params import SPECS, crf_config, reload_params, segmenter_kwargs, validate, validate_all
 from seg_ros.ros.worker import FrameWorker
 
-LAZY_OUTPUTS = ("color", "overlay", "confidence", "camera_info")
-"""Outputs built only while someone subscribes to them (and their ``publish.*`` toggle is on)."""
-OUTPUTS = ("labels", *LAZY_OUTPUTS)
+LAZY_TOPICS = ("color", "overlay", "confidence", "camera_info")
+"""Output topics built only while someone subscribes to them (and their ``publish.*`` toggle is on)."""
+OUTPUT_TOPICS = ("labels", *LAZY_TOPICS)
+"""The node's output topics (``~/<name>``); the pipeline's :data:`seg_ros.pipeline.OUTPUTS` are the arrays it makes."""
 SHUTTING_DOWN = "the node is shutting down."
 TEST_DELAY_ENV = "SEG_ROS_TEST_ONLY_DELAY_S"
 """Test-only: seconds each frame and each pipeline rebuild are held up, so that tests can stop the node in the
@@ -63,13 +64,13 @@ class SegmentationEngine:
     """Frames in, published messages out, parameters changed at runtime; see the module docstring.
 
     Args:
-        values: parameter values (names of :data:`seg_ros.ros.params.PARAMS`); missing ones take defaults.
+        values: parameter values (names of :data:`seg_ros.config.PARAMS`); missing ones take defaults.
         image_cls: the sensor_msgs/Image class to publish (rclpy's or a ``rosbags`` one).
-        publish: called from the worker thread as ``publish(output, message)``, output in :data:`OUTPUTS`.
+        publish: called from the worker thread as ``publish(output, message)``, output in :data:`OUTPUT_TOPICS`.
         subscribers: ``subscribers(output)`` → number of subscribers; lazy outputs are built only when > 0.
         log: ``log(level, text)`` with level ``info``, ``warn`` or ``error``; warnings about frames are
             throttled to one per ``throttle_s`` per kind, with the count of those held back.
-        segmenter_factory: builds the pipeline from :func:`seg_ros.ros.params.segmenter_kwargs`.
+        segmenter_factory: builds the pipeline from :func:`seg_ros.config.segmenter_kwargs`.
 
     Raises:
         SegRosError: the initial values are invalid or the initial pipeline cannot be built.
@@ -256,7 +257,7 @@ class SegmentationEngine:
         wanted = {"labels"} | {o for o in ("color", "overlay", "confidence")
                                if vals[f"publish.{o}"] and self._subscribers(o) > 0}
         result = seg.segment(rgb, wanted)
-        self._computed = ",".join(o for o in OUTPUTS if o in wanted)
+        self._computed = ",".join(o for o in OUTPUT_TOPICS if o in wanted)
         t2 = self._clock()
         header = msg.header
         cls = self._image_cls

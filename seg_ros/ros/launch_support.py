@@ -32,7 +32,7 @@ CLOCK_HZ = "100"
 NOT_GIVEN = ""
 """Default of the launch arguments that override the parameter file: empty means the user did not give it."""
 INPUT_TRANSPORTS = ("raw", "compressed")
-"""The node's ``input_transport`` choices (the schema in seg_ros/ros/params.py, which imports torch)."""
+"""The node's ``input_transport`` choices as in seg_ros/config.py, which imports torch (a test keeps them equal)."""
 BOOLEANS = ("true", "false")
 
 READY_MARKER = "segmentation_node ready:"
@@ -345,6 +345,11 @@ class ReadyWatcher:
     def __init__(self) -> None:
         self.ready = False
         self._tails: dict[str, str] = {}
+
+    @property
+    def buffered_chars(self) -> int:
+        """Characters kept between chunks over all streams: at most the marker's length - 1 per stream."""
+        return sum(len(t) for t in self._tails.values())
 
     def feed(self, text: str | bytes, stream: str = "stderr") -> bool:
         """Take the next chunk of ``stream`` ("stdout" or "stderr"); true when the node just became ready."""

@@ -16,7 +16,7 @@ Topics (relative, so namespaces and remapping apply)::
 
 Every per-frame output carries the input image's header unchanged. The work
 is done by :class:`seg_ros.ros.engine.SegmentationEngine` (ROS-free); this
-module declares the parameters of :data:`seg_ros.ros.params.PARAMS` with
+module declares the parameters of :data:`seg_ros.config.PARAMS` with
 descriptors, creates the topics with their QoS and forwards callbacks.
 
 Threads: a MultiThreadedExecutor runs the callbacks. The parameter services
@@ -63,13 +63,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from seg_ros.config import NODE_NAME, PARAMS, SPECS, ParamSpec, validate, validate_all
 from seg_ros.core.errors import SegRosError
 from seg_ros.io.messages import label_info_json, label_info_message
 from seg_ros.ros.dds import use_default_profile
 from seg_ros.ros.diagnostics import diagnostic_array
-from seg_ros.ros.engine import OUTPUTS, SHUTTING_DOWN, SegmentationEngine
+from seg_ros.ros.engine import OUTPUT_TOPICS, SHUTTING_DOWN, SegmentationEngine
 from seg_ros.ros.launch_support import READY_MARKER
-from seg_ros.ros.params import NODE_NAME, PARAMS, SPECS, ParamSpec, validate, validate_all
 from seg_ros.ros.qos import choose_reliability, incompatible_qos_hint
 
 try:  # rclpy >= Iron; Humble has the same classes in rclpy.qos_event
@@ -137,7 +137,7 @@ class SegmentationNode(Node):
         self._timer_group = MutuallyExclusiveCallbackGroup()
 
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {name: self.create_publisher(Image, f"~/{name}", out_qos) for name in OUTPUTS
+        self._pubs = {name: self.create_publisher(Image, f"~/{name}", out_qos) for name in OUTPUT_TOPICS
                       if name != "camera_info"}
         self._pubs["camera_info"] = self.create_publisher(CameraInfo, "~/camera_info", out_qos)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -362,7 +362,7 @@ def _init_rclpy(args: list[str] | None) -> None:
         rclpy.init(args=args)
 
 
-def _spin(executor: Any, stop: StopSignals, failure: list[BaseException]) -> None:
+def spin_until_stopped(executor: Any, stop: StopSignals, failure: list[BaseException]) -> None:
     """Spin ``executor`` until it stops; what it raises before a stop was requested goes into ``failure``."""
     try:
         while True:
@@ -443,8 +443,8 @@ def main(args: list[str] | None = None) -> int:
         if not stop.requested.is_set():
             executor = MultiThreadedExecutor(num_threads=4)
             executor.add_node(node)
-            spinner = threading.Thread(target=_spin, args=(executor, stop, failure), name="seg_ros-executor",
-                                       daemon=True)
+            spinner = threading.Thread(target=spin_until_stopped, args=(executor, stop, failure),
+                                       name="seg_ros-executor", daemon=True)
             spinner.start()
             node.announce_ready()
             stop.wait()
@@ -453,7 +453,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"{NODE_NAME}: error: {_first_line(e)}", file=sys.stderr)
         rc = EXIT_USER_ERROR
     finally:
-        stop.request()  # whatever the way out, the teardown is a stop (see _spin)
+        stop.request()  # whatever the way out, the teardown is a stop (see spin_until_stopped)
         _teardown(node, executor, spinner)
     if failure:
         raise failure[0]

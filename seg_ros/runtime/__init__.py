@@ -4,7 +4,8 @@ A backend takes a normalised float batch (N, 3, h, w) on its device and
 returns logits (N, C, h', w') on the same device (or class ids, for ONNX models
 that end in an argmax). The Segmenter does everything around it (resize,
 normalise, upsample, argmax, colour), so a new backend only implements
-:meth:`Backend.infer` and registers a factory in ``BACKENDS``.
+:meth:`Backend.infer`, states where it can run (:meth:`Backend.refusal`) and its
+place in the auto order, and is listed in ``BACKENDS``.
 
 ``backend=auto`` picks the first of tensorrt → onnxruntime → torch that can run
 the model on the device at the precision, and records why in ``Backend.note``
@@ -16,7 +17,6 @@ with a warning when ``RuntimeOptions.fallback`` is set, and raises otherwise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,9 +24,12 @@ from torch import nn
 from seg_ros.core.cache_entry import CacheDirError
 from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.base import (
+    PRECISIONS,
+    SHAPE_POLICIES,
     Backend,
     BackendUnavailableError,
     ModelSource,
+    Refusal,
     RuntimeOptions,
     default_cache_dir,
     resolve_device,
@@ -37,54 +40,26 @@ from seg_ros.runtime.torch_backend import TorchBackend
 
 log = logging.getLogger("seg_ros.runtime")
 
-PRECISIONS = ("fp32", "fp16", "int8")
-AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
-
-BACKENDS: dict[str, Callable[[ModelSource, torch.device, str, RuntimeOptions], Backend]] = {
-    "torch": TorchBackend,
-    "onnxruntime": OrtBackend,
-    "tensorrt": TensorRTBackend,
-}
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (TorchBackend, OrtBackend, TensorRTBackend)}
+"""The backend registry: name → class. A new backend subclasses :class:`Backend` (``name``, ``auto_rank``,
+``refusal``, ``advantage``, ``infer``) and is listed here; the rest below and the ``backend`` parameter's
+choices follow."""
+AUTO_ORDER: tuple[str, ...] = tuple(sorted(BACKENDS, key=lambda name: BACKENDS[name].auto_rank))
+"""The order ``backend=auto`` tries them in."""
+BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
+"""What the ``backend`` setting accepts."""
 
 
 def can_run(name: str, device: torch.device, precision: str, is_onnx: bool) -> tuple[bool, str]:
     """Whether backend ``name`` can run here without building anything: (yes, why) or (no, why not)."""
-    if name == "tensorrt":
-        from seg_ros.runtime.tensorrt_backend import tensorrt_status
-
-        if device.type != "cuda":
-            return False, f"TensorRT needs a CUDA device, not {device}"
-        return tensorrt_status()
-    if name == "onnxruntime":
-        try:
-            from seg_ros.runtime.ort_backend import import_onnxruntime
-
-            ort = import_onnxruntime()
-        except BackendUnavailableError:
-            return False, "onnxruntime is not installed"
-        if precision == "fp16":
-            return False, "the onnxruntime backend has no fp16"
-        if device.type == "cuda":
-            if precision == "int8":
-                return False, "onnxruntime int8 runs on the CPU only"
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                return False, "onnxruntime has no CUDA provider here"
-            return True, "ONNX Runtime's CUDA provider is available"
-        return True, "ONNX Runtime is the fastest CPU backend"
-    if name == "torch":
-        if is_onnx:
-            return False, "torch cannot run an ONNX file"
-        if precision == "int8":
-            return False, "torch has no int8"
-        if precision == "fp16" and device.type != "cuda":
-            return False, "torch fp16 needs CUDA"
-        return True, "torch runs every model file"
-    return False, f"unknown backend {name!r}"
+    if name not in BACKENDS:
+        return False, f"unknown backend {name!r}"
+    return BACKENDS[name].can_run(device, precision, is_onnx)
 
 
 def choose_backend(device: torch.device, precision: str, is_onnx: bool,
                    exclude: tuple[str, ...] = ()) -> tuple[str, str]:
-    """The first of tensorrt → onnxruntime → torch that can run here, and why; ConfigError if none can."""
+    """The first backend of :data:`AUTO_ORDER` that can run here, and why; ConfigError if none can."""
     reasons = []
     for name in AUTO_ORDER:
         if name in exclude:
@@ -104,8 +79,8 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
     options = options or RuntimeOptions()
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
-    if name != "auto" and name not in BACKENDS:
-        raise ConfigError(f"unknown backend {name!r}; available: auto, {', '.join(BACKENDS)}.")
+    if name not in BACKEND_CHOICES:
+        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(BACKEND_CHOICES)}.")
     if isinstance(model, nn.Module):
         if name not in ("torch", "auto"):
             raise ConfigError(f"backend {name} needs a ModelSource (a model file or an ONNX file), not a module.")
@@ -134,6 +109,7 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
             name = alt
 
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "PRECISIONS", "Backend", "BackendUnavailableError", "CacheDirError", "ModelSource",
-           "OrtBackend", "RuntimeOptions", "TensorRTBackend", "TorchBackend", "can_run", "choose_backend",
-           "create_backend", "default_cache_dir", "resolve_device"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "PRECISIONS", "SHAPE_POLICIES", "Backend",
+           "BackendUnavailableError", "CacheDirError", "ModelSource", "OrtBackend", "Refusal", "RuntimeOptions",
+           "TensorRTBackend", "TorchBackend", "can_run", "choose_backend", "create_backend", "default_cache_dir",
+           "resolve_device"]

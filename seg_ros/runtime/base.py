@@ -5,19 +5,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from seg_ros.core.cache_entry import default_cache_dir
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.settings import check_fields, setting
 
 if TYPE_CHECKING:
     from seg_ros.models.modelfile import ModelMeta
     from seg_ros.runtime.onnx_model import OnnxModel
 
+PRECISIONS = ("fp32", "fp16", "int8")
+"""Network precisions a pipeline can ask for; each backend states which it runs where (:meth:`Backend.refusal`)."""
 SHAPE_POLICIES = ("rebuild", "error")
+"""What a fixed-shape engine does with an input shape it was not built for."""
 
 
 class BackendUnavailableError(ConfigError):
@@ -25,41 +29,37 @@ class BackendUnavailableError(ConfigError):
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a backend cannot run a model here: ``reason`` in a few words (``backend=auto``'s log line) and
+    ``error``, the one sentence its constructor raises (a BackendUnavailableError where another backend may
+    run instead, a ConfigError where the setting itself is wrong for it)."""
+
+    reason: str
+    error: ConfigError
+
+
+@dataclass(frozen=True)
 class RuntimeOptions:
     """Settings of the accelerated backends (the node's ``runtime.*`` parameters).
 
-    ``threads``: intra-op threads of ONNX Runtime on the CPU, 0 = its default (one per core).
-    ``cuda_graphs``: torch backend on CUDA: capture one CUDA graph per input shape and replay it.
-    ``calibration``: a bag or an image folder whose frames calibrate ``precision=int8``.
-    ``calibration_frames``: at most this many frames are used (evenly spaced over the source).
-    ``calibration_topic``: image topic of a calibration bag; empty = its only image topic.
-    ``cache_dir``: exported ONNX files, int8 models and TensorRT engines; empty = :func:`default_cache_dir`.
-    ``fallback``: a backend that cannot run here falls back to the next one (tensorrt → onnxruntime →
-    torch) with a log line instead of raising.
-    ``on_new_shape``: a fixed-shape engine given another input shape: ``rebuild`` an engine for it, or
-    ``error``.
-    ``max_batch``: the largest batch a TensorRT engine's optimisation profile accepts.
+    Each field's meaning and range is stated once, in its metadata (see :func:`seg_ros.core.settings.setting`),
+    from which the node's parameters, the command-line options and docs/node.md are generated. ``fallback``
+    walks the backends in their auto order (tensorrt → onnxruntime → torch).
     """
 
-    threads: int = 0
-    cuda_graphs: bool = False
-    calibration: str = ""
-    calibration_frames: int = 64
-    calibration_topic: str = ""
-    cache_dir: str = ""
-    fallback: bool = True
-    on_new_shape: str = "rebuild"
-    max_batch: int = 1
+    threads: int = setting(0, "ONNX Runtime CPU threads; 0 = one per core.", range=(0, 256))
+    cuda_graphs: bool = setting(False, "torch on CUDA: capture and replay a CUDA graph per input shape.")
+    calibration: str = setting("", "int8: a bag or image folder of typical frames to calibrate on.")
+    calibration_frames: int = setting(64, "int8: at most this many calibration frames.", range=(1, 1000))
+    calibration_topic: str = setting("", "int8: image topic of the calibration bag; empty = its only one.")
+    cache_dir: str = setting("", "ONNX exports, int8 models, TensorRT engines; empty = ~/.cache/seg_ros.")
+    fallback: bool = setting(True, "A backend that cannot run here falls back (logged) instead of failing.")
+    on_new_shape: str = setting("rebuild", "TensorRT input size without an engine: rebuild one or error.",
+                                choices=SHAPE_POLICIES)
+    max_batch: int = setting(1, "Largest batch of a TensorRT engine's optimisation profile.", range=(1, 64))
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ConfigError(f"runtime threads must be 0 (automatic) or positive, not {self.threads}.")
-        if self.calibration_frames < 1:
-            raise ConfigError(f"calibration_frames must be at least 1, not {self.calibration_frames}.")
-        if self.on_new_shape not in SHAPE_POLICIES:
-            raise ConfigError(f"on_new_shape must be one of {', '.join(SHAPE_POLICIES)}, not {self.on_new_shape!r}.")
-        if self.max_batch < 1:
-            raise ConfigError(f"max_batch must be at least 1, not {self.max_batch}.")
+        check_fields(self, "runtime.")
 
     def cache_root(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
@@ -100,12 +100,33 @@ class Backend(ABC):
     pipeline upsamples). ``note``: why this backend was chosen, when ``auto`` or a fallback chose it.
     """
 
-    name: str
+    name: ClassVar[str]
+    auto_rank: ClassVar[int]
+    """Place in ``backend=auto``'s order: the lowest rank that can run here is chosen."""
     device: torch.device
     precision: str
     channels_last: bool = True
     output_kind: str = "logits"
     note: str = ""
+
+    @classmethod
+    @abstractmethod
+    def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
+                model_name: str = "the model") -> Refusal | None:
+        """Why this backend cannot run a model (an ONNX file or not, named ``model_name`` in messages) on ``device``
+        at ``precision``, from what is installed, without building anything; None when it can. The constructor
+        raises the refusal's error, so a capability is checked in one place."""
+
+    @classmethod
+    @abstractmethod
+    def advantage(cls, device: torch.device) -> str:
+        """Why ``backend=auto`` picks this backend on ``device`` when it can run there (for the log line)."""
+
+    @classmethod
+    def can_run(cls, device: torch.device, precision: str, is_onnx: bool) -> tuple[bool, str]:
+        """(True, why it is a good choice) or (False, why it cannot run here)."""
+        refused = cls.refusal(device, precision, is_onnx)
+        return (False, refused.reason) if refused is not None else (True, cls.advantage(device))
 
     @abstractmethod
     def infer(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.preprocess import FramePreprocessor
+from seg_ros.runtime.base import RuntimeOptions
 
 
 class CalibrationError(ConfigError):
@@ -37,7 +38,8 @@ class CalibrationSet:
         return int(self.data.shape[2]), int(self.data.shape[3])
 
 
-def read_calibration_frames(source: str | os.PathLike, limit: int = 64, topic: str = "") -> list[np.ndarray]:
+def read_calibration_frames(source: str | os.PathLike, limit: int = RuntimeOptions.calibration_frames,
+                            topic: str = "") -> list[np.ndarray]:
     """Up to ``limit`` RGB frames (H, W, 3) uint8, evenly spaced over a bag's image topic or an image folder.
 
     A bag is a folder with ``metadata.yaml`` or a ``.db3`` / ``.mcap`` file; its image topic is ``topic``,
@@ -84,18 +86,12 @@ def _spaced(n: int, k: int) -> list[int]:
 
 
 def normalise(frames: list[np.ndarray], size: tuple[int, int], mean, std) -> np.ndarray:
-    """Frames → (N, 3, h, w) float32: resized to ``size`` as the Segmenter resizes (area when shrinking,
-    bilinear otherwise), then (RGB − 255·mean) / (255·std)."""
-    h, w = size
-    m = np.asarray(mean, np.float32) * 255.0
-    s = 1.0 / (np.asarray(std, np.float32) * 255.0)
-    out = np.empty((len(frames), 3, h, w), np.float32)
-    for i, f in enumerate(frames):
-        if f.shape[:2] != (h, w):
-            interp = cv2.INTER_AREA if h < f.shape[0] and w < f.shape[1] else cv2.INTER_LINEAR
-            f = cv2.resize(f, (w, h), interpolation=interp)
-        np.multiply(np.subtract(f.transpose(2, 0, 1), m[:, None, None], dtype=np.float32), s[:, None, None],
-                    out=out[i])
+    """Frames → (N, 3, h, w) float32, exactly the network input the Segmenter makes of them on the CPU
+    (:class:`~seg_ros.core.preprocess.FramePreprocessor`, planar)."""
+    pre = FramePreprocessor(mean, std, "cpu", channels_last=False)
+    out = np.empty((len(frames), 3, *size), np.float32)
+    for i, f in enumerate(frames):  # frames may differ in size
+        out[i] = pre(f[None], size).numpy()[0]
     return out
 
 
@@ -108,8 +104,8 @@ def calibration_hash(frames: list[np.ndarray], size: tuple[int, int], mean, std)
     return h.hexdigest()
 
 
-def load_calibration(source: str | os.PathLike, size: tuple[int, int], mean, std, limit: int = 64,
-                     topic: str = "") -> CalibrationSet:
+def load_calibration(source: str | os.PathLike, size: tuple[int, int], mean, std,
+                     limit: int = RuntimeOptions.calibration_frames, topic: str = "") -> CalibrationSet:
     frames = read_calibration_frames(source, limit, topic)
     if not frames:
         raise CalibrationError(f"calibration source {source} holds no frames.")

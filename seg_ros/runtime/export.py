@@ -106,7 +106,7 @@ def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
     source = export_source(path)
     entry = CacheEntry.beside(cache_root / "onnx" / f"{path.stem}-{sha256_json(source)[:16]}.onnx", source,
                               "ONNX export")
-    model = _load_cached(entry, source["model_sha256"])
+    model = load_cached_export(entry, source["model_sha256"])
     if model is None:
         log.info("exporting %s to ONNX (%s)", path.name, entry.content)
         entry.store(lambda tmp: export_onnx(path, tmp, dynamic=True))
@@ -114,8 +114,9 @@ def cached_export(model_path: str | os.PathLike, cache_root: Path) -> OnnxModel:
     return model
 
 
-def _load_cached(entry: CacheEntry, model_sha256: str) -> OnnxModel | None:
-    """The verified cached export, or None (absent, or unusable: logged and removed)."""
+def load_cached_export(entry: CacheEntry, model_sha256: str) -> OnnxModel | None:
+    """The export in cache ``entry`` if its manifest verifies and its embedded description names the model file of
+    SHA-256 ``model_sha256``; else None (absent, or unusable: logged and removed, so the caller exports anew)."""
     if entry.load() is None:
         return None
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from seg_ros.core.errors import ConfigError
-from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
+from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, Refusal, RuntimeOptions
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
 
 log = logging.getLogger("seg_ros.runtime")
@@ -42,22 +42,43 @@ def ort_cuda_available() -> bool:
 
 class OrtBackend(Backend):
     name = "onnxruntime"
+    auto_rank = 1
     channels_last = False
+
+    @classmethod
+    def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
+                model_name: str = "the model") -> Refusal | None:
+        try:
+            ort = import_onnxruntime()
+        except BackendUnavailableError as e:
+            return Refusal("onnxruntime is not installed", e)
+        if precision == "fp16":
+            return Refusal("the onnxruntime backend has no fp16", ConfigError(
+                "precision fp16 is not available with the onnxruntime backend; use tensorrt or torch on CUDA, or "
+                "fp32 / int8."))
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return Refusal("onnxruntime has no CUDA provider here", BackendUnavailableError(
+                f"the onnxruntime backend on {device} needs ONNX Runtime's CUDA provider (pip install "
+                f"onnxruntime-gpu); this one has only {', '.join(ort.get_available_providers())}."))
+        if precision == "int8" and device.type == "cuda":
+            return Refusal("onnxruntime int8 runs on the CPU only", ConfigError(
+                "int8 through onnxruntime runs on the CPU; on CUDA use the tensorrt backend for int8."))
+        return None
+
+    @classmethod
+    def advantage(cls, device: torch.device) -> str:
+        if device.type == "cuda":
+            return "ONNX Runtime's CUDA provider is available"
+        return "ONNX Runtime is the fastest CPU backend"
 
     def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
+        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
+        if refused is not None:
+            raise refused.error
         ort = import_onnxruntime()
         options = options or RuntimeOptions()
         cuda = device.type == "cuda"
-        if precision == "fp16":
-            raise ConfigError("precision fp16 is not available with the onnxruntime backend; use tensorrt or "
-                              "torch on CUDA, or fp32 / int8.")
-        if cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise BackendUnavailableError(f"the onnxruntime backend on {device} needs ONNX Runtime's CUDA provider "
-                                          "(pip install onnxruntime-gpu); this one has only "
-                                          f"{', '.join(ort.get_available_providers())}.")
-        if precision == "int8" and cuda:
-            raise ConfigError("int8 through onnxruntime runs on the CPU; on CUDA use the tensorrt backend for int8.")
         if precision == "int8" and not options.calibration.strip():
             from seg_ros.runtime.calibration import read_calibration_frames
 

@@ -22,7 +22,7 @@ import torch
 
 from seg_ros.core.cache_entry import CacheEntry
 from seg_ros.core.errors import ConfigError, SegRosError
-from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, RuntimeOptions
+from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, Refusal, RuntimeOptions
 from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
 from seg_ros.runtime.engine_cache import EngineCache, EngineFingerprint
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
@@ -43,13 +43,7 @@ def import_tensorrt():
 
 def tensorrt_status() -> tuple[bool, str]:
     """(usable, why): TensorRT imports and a CUDA GPU exists."""
-    try:
-        trt = import_tensorrt()
-    except BackendUnavailableError:
-        return False, "TensorRT is not installed"
-    if not torch.cuda.is_available():
-        return False, f"TensorRT {trt.__version__} is installed but no CUDA GPU is available"
-    return True, f"TensorRT {trt.__version__} and a CUDA GPU are available"
+    return TensorRTBackend.can_run(torch.device("cuda"), "fp32", False)
 
 
 def gpu_identity(device: torch.device) -> tuple[str, str]:
@@ -209,16 +203,35 @@ class _Engine:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    auto_rank = 0
     channels_last = False
+
+    @classmethod
+    def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
+                model_name: str = "the model") -> Refusal | None:
+        if device.type != "cuda":
+            return Refusal(f"TensorRT needs a CUDA device, not {device}", BackendUnavailableError(
+                f"the tensorrt backend needs a CUDA device, not {device}."))
+        try:
+            trt = import_tensorrt()
+        except BackendUnavailableError as e:
+            return Refusal("TensorRT is not installed", e)
+        if not torch.cuda.is_available():
+            return Refusal(f"TensorRT {trt.__version__} is installed but no CUDA GPU is available",
+                           BackendUnavailableError("the tensorrt backend needs a CUDA GPU; none is available."))
+        return None
+
+    @classmethod
+    def advantage(cls, device: torch.device) -> str:
+        return f"TensorRT {import_tensorrt().__version__} and a CUDA GPU are available"
 
     def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
         self.options = options = options or RuntimeOptions()
-        if device.type != "cuda":
-            raise BackendUnavailableError(f"the tensorrt backend needs a CUDA device, not {device}.")
+        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
+        if refused is not None:
+            raise refused.error
         self.trt = trt = import_tensorrt()
-        if not torch.cuda.is_available():
-            raise BackendUnavailableError("the tensorrt backend needs a CUDA GPU; none is available.")
         if precision == "int8" and not options.calibration.strip():
             from seg_ros.runtime.calibration import read_calibration_frames
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from seg_ros.core.errors import ConfigError
-from seg_ros.runtime.base import Backend, ModelSource, RuntimeOptions
+from seg_ros.runtime.base import Backend, ModelSource, Refusal, RuntimeOptions
 
 log = logging.getLogger("seg_ros.runtime")
 
@@ -29,20 +29,36 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    auto_rank = 2
+
+    @classmethod
+    def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
+                model_name: str = "the model") -> Refusal | None:
+        if is_onnx:
+            return Refusal("torch cannot run an ONNX file", ConfigError(
+                f"the torch backend cannot run the ONNX file {model_name}; use backend onnxruntime, tensorrt or "
+                "auto."))
+        if precision == "int8":
+            return Refusal("torch has no int8", ConfigError(
+                "precision int8 needs the onnxruntime or tensorrt backend; the torch backend runs fp32 or fp16."))
+        if precision == "fp16" and device.type != "cuda":
+            return Refusal("torch fp16 needs CUDA", ConfigError(
+                "precision fp16 needs a CUDA device; use fp32 on the CPU."))
+        return None
+
+    @classmethod
+    def advantage(cls, device: torch.device) -> str:
+        return "torch runs every model file"
 
     def __init__(self, model: nn.Module | ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
+        is_onnx = isinstance(model, ModelSource) and model.module is None
+        refused = self.refusal(device, precision, is_onnx,
+                               model.path.name if isinstance(model, ModelSource) else "the model")
+        if refused is not None:
+            raise refused.error
         if isinstance(model, ModelSource):
-            if model.module is None:
-                raise ConfigError(f"the torch backend cannot run the ONNX file {model.path.name}; use backend "
-                                  "onnxruntime, tensorrt or auto.")
             model = model.module
-        if precision == "int8":
-            raise ConfigError(
-                "precision int8 needs the onnxruntime or tensorrt backend; the torch backend runs fp32 or fp16."
-            )
-        if precision == "fp16" and device.type != "cuda":
-            raise ConfigError("precision fp16 needs a CUDA device; use fp32 on the CPU.")
         options = options or RuntimeOptions()
         self.device = device
         self.precision = precision
@@ -56,6 +72,11 @@ class TorchBackend(Backend):
 
     def describe(self) -> str:
         return super().describe() + (" with CUDA graphs" if self.cuda_graphs else "")
+
+    @property
+    def captured_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Input shapes (N, C, H, W) with a captured CUDA graph, oldest first (at most :data:`MAX_GRAPHS`)."""
+        return tuple(self._graphs)
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""``seg-ros bench --crf``: speed of the exact and fast dense CRF, and what the CRF is worth in mIoU.
+"""``seg-ros bench crf``: speed of the exact and fast dense CRF (its accuracy half: :mod:`seg_ros.tools.crfaccuracy`).
 
 Speed (:func:`bench_crf_speed`): the CRF stage alone on one frame, logits in,
 marginals out, the exact CRF (pydensecrf2, CPU) against the fast one on each
@@ -7,8 +7,8 @@ frame is a synthetic street scene; its logits are built from the scene's
 labels (:func:`synthetic_logits`: soft, noisy, every class present), so the
 lattice sees a real image and the mean field real work.
 
-Accuracy (:func:`crf_accuracy`): a model's mIoU over frames with ground truth
-(synthetic scenes, or a CamVid-layout split) without the CRF, with the exact
+Accuracy (:func:`~seg_ros.tools.crfaccuracy.crf_accuracy`, re-exported here): a model's mIoU over
+frames with ground truth (synthetic scenes, or a CamVid-layout split) without the CRF, with the exact
 CRF and with the fast one (optionally also gated by confidence), each CRF run
 on the same network output; plus the share of pixels where the fast CRF's
 labels equal the exact CRF's, and the CRF's milliseconds per frame.
@@ -18,17 +18,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.crf import CRFConfig, DenseCRF, exact_available, grid_name, uncertain_region
-from seg_ros.pipeline import Segmenter, format_resolution
+from seg_ros.pipeline import format_resolution
 from seg_ros.synthetic import generate_scene
+from seg_ros.tools.crfaccuracy import CRFAccuracy, VariantScore, crf_accuracy, format_accuracy_table, network_logits
+from seg_ros.tools.reports import json_fields
+
+
+@dataclass
+class CRFSpeedRow:
+    """One timing of the CRF stage: a method on a device at a grid step and confidence gate."""
+
+    method: str
+    """``exact`` (pydensecrf2, CPU) or ``fast``."""
+    device: str
+    resolution: str
+    """Frame size ``HxW`` in pixels."""
+    classes: int
+    iterations: int
+    grid_step: int
+    """Pixels per lattice cell side (1 = full resolution)."""
+    confidence_threshold: float
+    """Only pixels below this softmax confidence are refined; 0 = every pixel."""
+    frames: int
+    p50_ms: float
+    """Median wall-clock milliseconds per frame."""
+    mean_ms: float
+    cpu_ms: float
+    """Median process CPU milliseconds per frame, all threads (what contention does not inflate)."""
+    refined_pct: float
+    """Share of the pixels the CRF updates, percent."""
+    speedup: float | None = None
+    """Exact p50 / this p50; None when the exact CRF did not run."""
+    cpu_speedup: float | None = None
+    """The same in CPU time."""
+    agreement_pct: float | None = None
+    """Pixels whose label equals the exact CRF's, percent."""
+
+    def to_json(self) -> dict[str, Any]:
+        return json_fields(self, omit_if_none=("speedup", "cpu_speedup", "agreement_pct"))
 
 
 def synthetic_logits(labels: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
@@ -68,23 +103,18 @@ def _timed(fn, frames: int, warmup: int, sync, cpu: list[float] | None = None) -
 def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iterations: int = 5,
                     devices: Iterable[str] = ("cpu",), frames: int = 5, warmup: int = 1, exact: bool = True,
                     thresholds: Iterable[float] = (0.0, 0.9), exact_frames: int = 2,
-                    downsample: Iterable[int] = (0, 1)) -> list[dict]:
+                    downsample: Iterable[int] = (0, 1)) -> list[CRFSpeedRow]:
     """Milliseconds per frame of the CRF stage; one row per method × device × grid step × confidence threshold.
 
     The fast CRF runs at each ``crf.downsample`` of ``downsample`` (0 = auto; steps that resolve alike run
     once) without a confidence gate, and at the auto step with each non-zero threshold of ``thresholds``.
-    Rows: ``method``, ``device``, ``resolution``, ``classes``, ``iterations``, ``grid_step`` (1 = full
-    resolution), ``confidence_threshold``, ``frames``, ``p50_ms``, ``mean_ms`` (wall clock), ``cpu_ms``
-    (median process CPU time, all threads: what contention from other processes does not inflate),
-    ``refined_pct`` (share of pixels updated) and, for fast rows when the exact CRF ran, ``speedup`` (exact
-    p50 / this p50), ``cpu_speedup`` (the same in CPU time) and ``agreement_pct`` (labels equal to the
-    exact CRF's, which is never gated).
+    Fast rows carry ``speedup``, ``cpu_speedup`` and ``agreement_pct`` when the exact CRF (never gated) ran.
     """
     scene = generate_scene(7, size)
     logits = torch.from_numpy(synthetic_logits(scene.labels, classes))[None]
     frame = scene.image[None]
     base = CRFConfig(iterations=iterations)
-    rows: list[dict] = []
+    rows: list[CRFSpeedRow] = []
     common = {"resolution": format_resolution(size), "classes": classes, "iterations": iterations}
     exact_ms = exact_labels = None
     if exact and exact_available():
@@ -95,10 +125,10 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
         samples = _timed(lambda: (out.clear(), out.append(crf(logits, frame))), exact_frames, 0, lambda: None, cpu)
         exact_ms = float(np.median(samples))
         exact_labels = out[-1].argmax(dim=1)
-        rows.append({"method": "exact", "device": "cpu", **common, "grid_step": 1, "confidence_threshold": 0.0,
-                     "frames": exact_frames, "p50_ms": exact_ms, "mean_ms": float(np.mean(samples)),
-                     "cpu_ms": float(np.median(cpu)), "refined_pct": 100.0, "speedup": 1.0, "cpu_speedup": 1.0,
-                     "agreement_pct": 100.0})
+        rows.append(CRFSpeedRow("exact", "cpu", **common, grid_step=1, confidence_threshold=0.0,
+                                frames=exact_frames, p50_ms=exact_ms, mean_ms=float(np.mean(samples)),
+                                cpu_ms=float(np.median(cpu)), refined_pct=100.0, speedup=1.0, cpu_speedup=1.0,
+                                agreement_pct=100.0))
     conf = torch.softmax(logits, dim=1).amax(dim=1)[0]
     for device in devices:
         dev = torch.device(device)
@@ -119,108 +149,32 @@ def bench_crf_speed(size: tuple[int, int] = (512, 1024), classes: int = 19, iter
             refined = 100.0
             if thr > 0:
                 refined = 100.0 * float(uncertain_region(conf, thr, cfg.band).float().mean())
-            row = {"method": "fast", "device": str(dev), **common, "grid_step": cfg.grid_step(*size),
-                   "confidence_threshold": float(thr),
-                   "frames": frames, "p50_ms": p50, "mean_ms": float(np.mean(samples)),
-                   "cpu_ms": float(np.median(cpu)), "refined_pct": refined}
+            row = CRFSpeedRow("fast", str(dev), **common, grid_step=cfg.grid_step(*size),
+                              confidence_threshold=float(thr), frames=frames, p50_ms=p50,
+                              mean_ms=float(np.mean(samples)), cpu_ms=float(np.median(cpu)), refined_pct=refined)
             if exact_ms is not None:
-                row["speedup"] = exact_ms / p50
-                row["cpu_speedup"] = rows[0]["cpu_ms"] / max(row["cpu_ms"], 1e-6)
-                row["agreement_pct"] = 100.0 * float((out[-1].argmax(dim=1).cpu() == exact_labels).float().mean())
+                row.speedup = exact_ms / p50
+                row.cpu_speedup = rows[0].cpu_ms / max(row.cpu_ms, 1e-6)
+                row.agreement_pct = 100.0 * float((out[-1].argmax(dim=1).cpu() == exact_labels).float().mean())
             rows.append(row)
     return rows
 
 
-def format_speed_table(rows: list[dict]) -> str:
+def format_speed_table(rows: list[CRFSpeedRow]) -> str:
     """Markdown table of :func:`bench_crf_speed` rows."""
     lines = ["| method | device | resolution | classes | iterations | grid | confidence gate | refined | p50 ms "
              "| CPU ms | speed-up vs exact (wall / CPU) | labels = exact |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        grid = grid_name(r["grid_step"])
-        gate = f"< {r['confidence_threshold']:g}" if r["confidence_threshold"] > 0 else "off"
-        sp = f"{r['speedup']:.1f}× / {r['cpu_speedup']:.1f}×" if "cpu_speedup" in r else "n/a"
-        ag = f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else "n/a"
-        lines.append(f"| {r['method']} | {r['device']} | {r['resolution']} | {r['classes']} | {r['iterations']} "
-                     f"| {grid} | {gate} | {r['refined_pct']:.0f}% | {r['p50_ms']:.1f} | {r['cpu_ms']:.1f} | {sp} "
-                     f"| {ag} |")
+        grid = grid_name(r.grid_step)
+        gate = f"< {r.confidence_threshold:g}" if r.confidence_threshold > 0 else "off"
+        timed = r.speedup is not None and r.cpu_speedup is not None
+        sp = f"{r.speedup:.1f}× / {r.cpu_speedup:.1f}×" if timed else "n/a"
+        ag = f"{r.agreement_pct:.2f}%" if r.agreement_pct is not None else "n/a"
+        lines.append(f"| {r.method} | {r.device} | {r.resolution} | {r.classes} | {r.iterations} "
+                     f"| {grid} | {gate} | {r.refined_pct:.0f}% | {r.p50_ms:.1f} | {r.cpu_ms:.1f} | {sp} | {ag} |")
     return "\n".join(lines)
 
 
-# -- accuracy --------------------------------------------------------------------------------------------------------
-
-def network_logits(seg: Segmenter, frame: np.ndarray) -> torch.Tensor:
-    """(1, C, H, W) logits of ``seg``'s network for one (H, W, 3) frame, upsampled to the frame's size."""
-    h, w = frame.shape[:2]
-    x = seg._preprocess(seg._upload(frame[None]), *seg.inference_size(h, w))
-    with torch.inference_mode():
-        logits = seg.backend.infer(x)
-    if logits.shape[-2:] != (h, w):
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-    return logits.float()
-
-
-def crf_accuracy(seg: Segmenter, frames: Iterable[tuple[np.ndarray, np.ndarray]], variants: dict[str, CRFConfig],
-                 reference: str | None = "exact") -> dict:
-    """mIoU of ``seg`` without the CRF and with each CRF variant, on (image, labels) pairs.
-
-    Args:
-        seg: the network (its own CRF setting is not used).
-        frames: (H, W, 3) uint8 RGB images with (H, W) uint8 ground truth (the label set's ignore id skipped).
-        variants: name → CRF settings, run on the same logits.
-        reference: the variant that the others' labels (and the network's own) are compared with
-            (``agreement_pct``), if present.
-
-    Returns:
-        ``{"frames", "variants": {name: {"miou", "gain", "ms_per_frame", "agreement_pct"?, "iou"}}}``
-        with name ``none`` for the network alone; mIoU in percent.
-    """
-    ls = seg.label_set
-    stages = {name: DenseCRF(cfg, seg.device) for name, cfg in variants.items()}
-    cms = {name: ConfusionMatrix(ls.num_classes, ls.ignore_id) for name in ("none", *stages)}
-    ms: dict[str, list[float]] = {name: [] for name in stages}
-    agree: dict[str, list[float]] = {name: [] for name in ("none", *stages)}
-    n = 0
-    for image, labels in frames:
-        logits = network_logits(seg, image)
-        pred = {"none": logits.argmax(dim=1)[0]}
-        src = torch.from_numpy(image[None]).to(seg.device)
-        for name, crf in stages.items():
-            t0 = time.perf_counter()
-            q = crf(logits, src)
-            if seg.device.type == "cuda":
-                torch.cuda.synchronize(seg.device)
-            ms[name].append((time.perf_counter() - t0) * 1000.0)
-            pred[name] = q.argmax(dim=1)[0]
-        for name, p in pred.items():
-            cms[name].update(p.to(torch.uint8).cpu().numpy(), labels)
-        if reference in pred:
-            for name in agree:
-                agree[name].append(float((pred[name] == pred[reference]).float().mean()))
-        n += 1
-    base = cms["none"].miou() * 100.0
-    out: dict = {"frames": n, "variants": {}}
-    for name, cm in cms.items():
-        miou = cm.miou() * 100.0
-        row = {"miou": miou, "gain": miou - base, "iou": [None if np.isnan(v) else float(v) for v in cm.iou()]}
-        if name in stages:
-            row["ms_per_frame"] = float(np.mean(ms[name])) if ms[name] else 0.0
-        if agree[name]:
-            row["agreement_pct"] = 100.0 * float(np.mean(agree[name]))
-        out["variants"][name] = row
-    return out
-
-
-def format_accuracy_table(result: dict, title: str = "") -> str:
-    """Markdown table of :func:`crf_accuracy`'s result."""
-    lines = [f"| {title or 'variant'} | mIoU % | gain (points) | labels = exact | CRF ms/frame |",
-             "|---|---|---|---|---|"]
-    for name, r in result["variants"].items():
-        ag = f"{r['agreement_pct']:.2f}%" if "agreement_pct" in r else ""
-        ms = f"{r['ms_per_frame']:.0f}" if "ms_per_frame" in r else "0"
-        lines.append(f"| {name} | {r['miou']:.2f} | {r['gain']:+.2f} | {ag} | {ms} |")
-    return "\n".join(lines)
-
-
-__all__ = ["bench_crf_speed", "crf_accuracy", "format_accuracy_table", "format_speed_table", "network_logits",
-           "synthetic_logits"]
+__all__ = ["CRFAccuracy", "CRFSpeedRow", "VariantScore", "bench_crf_speed", "crf_accuracy", "format_accuracy_table",
+           "format_speed_table", "network_logits", "synthetic_logits"]

@@ -12,17 +12,20 @@ so the reported gain is not the search's own optimism.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.staging import atomic_path
 from seg_ros.crf import CRFConfig
 from seg_ros.pipeline import Segmenter
-from seg_ros.tools.crfbench import crf_accuracy
+from seg_ros.tools.crfaccuracy import VariantScore, crf_accuracy
 
 TUNABLE = ("iterations", "w1", "theta_alpha", "theta_beta", "w2", "theta_gamma")
 """CRF settings a grid may vary."""
@@ -62,13 +65,53 @@ def grid_configs(base: CRFConfig, grid: dict[str, list[float]]) -> list[CRFConfi
     return configs
 
 
+@dataclass
+class GridScore:
+    """One grid point scored on the tuning half."""
+
+    name: str
+    """The grid's settings, e.g. ``w1=2 theta_alpha=40``."""
+    settings: dict[str, Any]
+    """Every tunable CRF setting (and ``reference_size``) of this point."""
+    miou: float
+    """mIoU in percent."""
+    gain: float
+    """mIoU minus the network's own, in points."""
+
+
+@dataclass
+class TuneResult:
+    """:func:`tune_crf`'s result; ``model``, ``data`` and ``command`` describe the run."""
+
+    grid: list[GridScore]
+    """Every grid point, best first."""
+    best: dict[str, Any]
+    """The winner's settings."""
+    tuning: dict[str, VariantScore]
+    """``none``, ``base`` and ``best`` on the tuning half."""
+    held_out: dict[str, VariantScore]
+    """The same on the held-out half."""
+    frames: dict[str, int]
+    """``tuning`` and ``held_out`` frame counts."""
+    model: str = ""
+    data: str = ""
+    command: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"grid": [asdict(g) for g in self.grid], "best": self.best,
+               "tuning": {n: v.to_json() for n, v in self.tuning.items()},
+               "held_out": {n: v.to_json() for n, v in self.held_out.items()}, "frames": self.frames}
+        out.update({k: v for k, v in (("model", self.model), ("data", self.data), ("command", self.command)) if v})
+        return out
+
+
 def label(cfg: CRFConfig, names: Sequence[str]) -> str:
     """A short name of ``cfg`` by the grid's settings, e.g. ``w1=2 theta_alpha=40``."""
     return " ".join(f"{n}={getattr(cfg, n):g}" for n in names)
 
 
 def tune_crf(seg: Segmenter, frames: Sequence[tuple[np.ndarray, np.ndarray]], base: CRFConfig,
-             grid: dict[str, list[float]], progress: bool = True) -> dict[str, Any]:
+             grid: dict[str, list[float]], progress: bool = True) -> TuneResult:
     """Grid-search the CRF on the even frames, then score the winner on the odd ones.
 
     Args:
@@ -78,9 +121,7 @@ def tune_crf(seg: Segmenter, frames: Sequence[tuple[np.ndarray, np.ndarray]], ba
         grid: setting name → values (see :func:`parse_grid`).
 
     Returns:
-        ``{"grid": [{"settings", "miou", "gain"}...] best first (tuning half, mIoU in percent),
-        "best": settings dict, "tuning": crf_accuracy result for none/base/best on the tuning half,
-        "held_out": the same on the held-out half, "frames": {"tuning": n, "held_out": m}}``.
+        the grid ranked on the tuning half, the winner, and none / base / best scored on both halves.
     """
     if len(frames) < 2:
         raise ConfigError("tuning the CRF needs at least 2 labelled frames (one to tune on, one held out).")
@@ -95,35 +136,33 @@ def tune_crf(seg: Segmenter, frames: Sequence[tuple[np.ndarray, np.ndarray]], ba
 
     searched = crf_accuracy(seg, pairs(tuning, f"grid of {len(variants)} on {len(tuning)} frames"),
                             {"base": base, **variants}, reference=None)
-    rows = [{"name": n, "settings": _settings(variants[n]), "miou": r["miou"], "gain": r["gain"]}
-            for n, r in searched["variants"].items() if n in variants]
-    rows.sort(key=lambda r: -r["miou"])
-    best_cfg = variants[rows[0]["name"]]
+    rows = [GridScore(n, _settings(variants[n]), r.miou, r.gain) for n, r in searched.variants.items() if n in variants]
+    rows.sort(key=lambda r: -r.miou)
+    best_cfg = variants[rows[0].name]
     compare = {"base": base, "best": best_cfg}
-    tuning_summary = {n: searched["variants"][k] for n, k in (("none", "none"), ("base", "base"),
-                                                               ("best", rows[0]["name"]))}
+    tuning_summary = {n: searched.variants[k] for n, k in (("none", "none"), ("base", "base"), ("best", rows[0].name))}
     held = crf_accuracy(seg, pairs(held_out, f"held-out {len(held_out)} frames"), compare, reference=None)
-    return {"grid": rows, "best": _settings(best_cfg), "tuning": tuning_summary, "held_out": held["variants"],
-            "frames": {"tuning": len(tuning), "held_out": len(held_out)}}
+    return TuneResult(grid=rows, best=_settings(best_cfg), tuning=tuning_summary, held_out=held.variants,
+                      frames={"tuning": len(tuning), "held_out": len(held_out)})
 
 
 def _settings(cfg: CRFConfig) -> dict[str, Any]:
     return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in TUNABLE or f.name == "reference_size"}
 
 
-def format_report(result: dict[str, Any], top: int = 10) -> str:
+def format_report(result: TuneResult, top: int = 10) -> str:
     """The best ``top`` grid points and the held-out comparison, as markdown tables."""
-    lines = [f"grid on {result['frames']['tuning']} tuning frames (best {min(top, len(result['grid']))} "
-             f"of {len(result['grid'])}):", "", "| settings | mIoU % | gain (points) |", "|---|---|---|"]
-    for r in result["grid"][:top]:
-        lines.append(f"| {r['name']} | {r['miou']:.2f} | {r['gain']:+.2f} |")
+    lines = [f"grid on {result.frames['tuning']} tuning frames (best {min(top, len(result.grid))} "
+             f"of {len(result.grid)}):", "", "| settings | mIoU % | gain (points) |", "|---|---|---|"]
+    for r in result.grid[:top]:
+        lines.append(f"| {r.name} | {r.miou:.2f} | {r.gain:+.2f} |")
     lines += ["", "| variant | tuning frames mIoU % | held-out frames mIoU % | held-out gain (points) |",
               "|---|---|---|---|"]
     for name in ("none", "base", "best"):
-        t, h = result["tuning"][name], result["held_out"][name]
-        lines.append(f"| {name} | {t['miou']:.2f} | {h['miou']:.2f} | {h['gain']:+.2f} |")
+        t, h = result.tuning[name], result.held_out[name]
+        lines.append(f"| {name} | {t.miou:.2f} | {h.miou:.2f} | {h.gain:+.2f} |")
     lines.append("")
-    lines.append("best: " + ", ".join(f"{k}={v:g}" for k, v in result["best"].items()))
+    lines.append("best: " + ", ".join(f"{k}={v:g}" for k, v in result.best.items()))
     return "\n".join(lines)
 
 
@@ -139,4 +178,23 @@ def preset_yaml(model: str, resolution: str | None, cfg: CRFConfig, method: str,
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["TUNABLE", "format_report", "grid_configs", "parse_grid", "preset_yaml", "tune_crf"]
+def write_preset(path: str | os.PathLike, result: TuneResult, base: CRFConfig, resolution: str | None,
+                 method: str, dataset: str, model: str) -> Path:
+    """Write the node parameter file that runs ``model`` with ``base`` updated by the winner, atomically.
+
+    Its header says how the settings were found: the data set's name, the frame counts, the held-out mIoU
+    without and with the CRF, and ``result.command``. ``method`` is the file's ``crf.method``.
+    """
+    held = result.held_out
+    comment = (f"Dense CRF settings cross-validated with `seg-ros tune-crf` on {dataset}\n"
+               f"(grid searched on {result.frames['tuning']} frames, scored on {result.frames['held_out']} "
+               f"held-out frames: mIoU {held['none'].miou:.2f} without CRF, {held['best'].miou:.2f} "
+               f"with these settings).\n{result.command}")
+    text = preset_yaml(model, resolution, replace(base, **result.best), method, comment)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+__all__ = ["TUNABLE", "GridScore", "TuneResult", "format_report", "grid_configs", "parse_grid", "preset_yaml",
+           "tune_crf", "write_preset"]

@@ -28,7 +28,7 @@ from seg_ros.core.labels import CAMVID, LabelSet
 from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.core.paths import check_output_dir
 from seg_ros.core.staging import VideoWriter, staged_output
-from seg_ros.evaluate import EvalOptions, evaluate_bag, segmenter_from_params
+from seg_ros.evaluate import EvalOptions, EvaluationReport, evaluate_bag, segmenter_from_params
 from seg_ros.io.bags import BagReader, DatasetBagSummary, write_dataset_bag
 from seg_ros.io.datasets import SyntheticDriveSource, write_image
 from seg_ros.models.modelfile import DEFAULT_MODEL
@@ -52,7 +52,7 @@ _PAPER, _INK = (255, 255, 255), (0, 0, 0)
 
 def run_demo(out: str | os.PathLike = "demo_out", frames: int = 60, size: tuple[int, int] = (360, 640),
              model: str = DEFAULT_MODEL, device: str = "auto", seed: int = 2024, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
+             log: Callable[[str], None] = print) -> EvaluationReport:
     """Run the demo; returns the evaluation report that is also written to ``<out>/report.json``."""
     if frames < 1:
         raise ConfigError(f"the demo needs at least one frame, not {frames}.")
@@ -75,7 +75,7 @@ def run_demo(out: str | os.PathLike = "demo_out", frames: int = 60, size: tuple[
     log(f"Video:   {video} (the overlay of every frame, {DEMO_FPS:g} fps)")
     log(f"Sheet:   {sheet} ({' | '.join(SHEET_TITLES)} for {min(frames, SHEET_ROWS)} frames)")
     log(f"Report:  {out / 'report.md'} (mIoU, per-class IoU, latency p50/p90/p99 per stage), {out / 'report.json'}")
-    log(f"Charts:  {out / 'iou_per_class.png'}, {out / 'confusion_matrix.png'}, {out / 'latency_histogram.png'}")
+    log(f"Charts:  {', '.join(str(out / chart) for chart in report.charts)}")
     log(f"Bags:    {out / DRIVE_BAG} (input: {bag.image_topic}, {bag.gt_topic}, {bag.camera_info_topic})")
     log(f"         {out / SEGMENTED_BAG} (/segmentation_node/labels, /color, /overlay with the input stamps)")
     log(f"Replay:  ros2 bag play {out / SEGMENTED_BAG}   (or open it in Foxglove Studio)")

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,10 +73,43 @@ class SoakReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """Every field (``rss_samples_mb`` as [frame, MB] pairs once in JSON) and ``ok``, in field order."""
         d = asdict(self)
         d["ok"] = self.ok
         return d
+
+
+@dataclass
+class _Observed:
+    """What a soak run has seen so far: filled in by the submitting loop and by the engine's publish callback."""
+
+    frames: int
+    """Frames the run submits in all."""
+    t_start: float = 0.0
+    """time.monotonic() when the first frame was submitted (s)."""
+    published: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    param_changes: int = 0
+    rss_samples: list[tuple[int, float]] = field(default_factory=list)
+    """(frame index, resident MB) pairs, in order."""
+
+    def report(self, engine: SegmentationEngine) -> SoakReport:
+        """A snapshot of the run so far, with the engine's counters."""
+        c = engine.worker.counts()
+        counts = engine.stats.counts()
+        samples = self.rss_samples
+        at_1000 = next((mb for i, mb in samples if i >= 1000), None)
+        end = samples[-1][1] if samples else rss_bytes() / 2**20
+        growth = 100.0 * (end - at_1000) / at_1000 if at_1000 else None
+        return SoakReport(
+            frames=self.frames, seconds=time.monotonic() - self.t_start, submitted=c.submitted,
+            processed=c.processed, dropped=c.dropped, bad_frames=counts["bad_frames"], errors=counts["errors"],
+            published=dict(self.published), param_changes=self.param_changes,
+            params_rejected=counts["params_rejected"], reloads=counts["reloads"], rss_mb_at_1000=at_1000,
+            rss_mb_end=end, rss_growth_pct=growth, rss_samples_mb=list(samples), problems=list(self.problems),
+            rss_mb_start=samples[0][1] if samples else None,
+            rss_mb_peak=max(mb for _, mb in samples) if samples else None)
 
 
 def run_soak(
@@ -120,8 +152,8 @@ def run_soak(
         pool.append(ts.deserialize_cdr(ts.serialize_cdr(msg, msg.__msgtype__), msg.__msgtype__))
 
     lock = threading.Lock()
-    published: dict[str, int] = {}
-    problems: list[str] = []
+    seen = _Observed(frames)
+    published, problems = seen.published, seen.problems
     subscribed = {"color": 1, "overlay": 1, "confidence": 1, "camera_info": 0}
 
     def publish(output: str, msg: Any) -> None:
@@ -146,11 +178,8 @@ def run_soak(
         lambda: {"resolution": "abc"},  # rejected: the running pipeline must be kept
         lambda: {"resolution": resolutions[1] if engine.values["resolution"] == resolutions[0] else resolutions[0]},
     ])
-    n_changes = n_bad = 0
-    rss_samples: list[tuple[int, float]] = []
-    report = None
-    t_start = time.monotonic()
-    next_t = t_start
+    n_bad = 0
+    seen.t_start = next_t = time.monotonic()  # timed from the first frame, not from the model's loading
     try:
         for i in range(frames):
             base = pool[i % len(pool)]
@@ -164,13 +193,13 @@ def run_soak(
             engine.submit(msg)
             if change_every and i % change_every == change_every - 1:
                 engine.apply(next(changes)())
-                n_changes += 1
+                seen.param_changes += 1
                 for k in subscribed:
                     subscribed[k] = int(rng.integers(0, 2))
             if i % 100 == 0 or i == 1000:
-                rss_samples.append((i, rss_bytes() / 2**20))
+                seen.rss_samples.append((i, rss_bytes() / 2**20))
                 if progress is not None and i % 1000 == 0:
-                    progress(i, _report(engine, frames, t_start, published, n_changes, rss_samples, problems))
+                    progress(i, seen.report(engine))
             next_t += interval_s
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -181,8 +210,8 @@ def run_soak(
             problems.append("the worker did not finish its last frame within 120 s")
     finally:
         engine.close()
-        rss_samples.append((frames, rss_bytes() / 2**20))
-        report = _report(engine, frames, t_start, published, n_changes, rss_samples, problems)
+        seen.rss_samples.append((frames, rss_bytes() / 2**20))
+        report = seen.report(engine)
     c = engine.worker.counts()
     if c.submitted != frames:
         problems.append(f"{c.submitted} frames submitted, expected {frames}")
@@ -200,23 +229,8 @@ def run_soak(
     return report
 
 
-def _report(engine: SegmentationEngine, frames: int, t_start: float, published: dict[str, int], n_changes: int,
-            rss_samples: list[tuple[int, float]], problems: list[str]) -> SoakReport:
-    c = engine.worker.counts()
-    counts = engine.stats.counts()
-    at_1000 = next((mb for i, mb in rss_samples if i >= 1000), None)
-    end = rss_samples[-1][1] if rss_samples else rss_bytes() / 2**20
-    growth = 100.0 * (end - at_1000) / at_1000 if at_1000 else None
-    return SoakReport(
-        frames=frames, seconds=time.monotonic() - t_start, submitted=c.submitted, processed=c.processed,
-        dropped=c.dropped, bad_frames=counts["bad_frames"], errors=counts["errors"], published=dict(published),
-        param_changes=n_changes, params_rejected=counts["params_rejected"], reloads=counts["reloads"],
-        rss_mb_at_1000=at_1000, rss_mb_end=end, rss_growth_pct=growth, rss_samples_mb=list(rss_samples),
-        problems=list(problems), rss_mb_start=rss_samples[0][1] if rss_samples else None,
-        rss_mb_peak=max(mb for _, mb in rss_samples) if rss_samples else None)
-
-
 def format_report(r: SoakReport) -> str:
+    """A few lines for the terminal: frame accounting, parameter changes, outputs, memory, the verdict."""
     growth = (f"{r.rss_growth_pct:+.2f}% since frame 1,000 ({r.rss_mb_at_1000:.1f} MB)"
               if r.rss_growth_pct is not None else "growth n/a (fewer than 1,000 frames)")
     lines = [
@@ -232,12 +246,3 @@ def format_report(r: SoakReport) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: SoakReport, path: str | os.PathLike) -> Path:
-    import json
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(report.as_dict(), indent=2))
-    os.replace(tmp, p)
-    return p

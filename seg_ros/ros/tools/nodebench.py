@@ -1,4 +1,4 @@
-"""``seg-ros bench --node``: what the node adds around the pipeline, measured on real message types.
+"""``seg-ros bench node``: what the node adds around the pipeline, measured on real message types.
 
 Per frame the node decodes the received sensor_msgs/Image into RGB and builds
 the outgoing messages (labels, colour, overlay, confidence, camera_info); the

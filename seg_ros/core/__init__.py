@@ -1,0 +1,1 @@
+"""The bottom layer: errors, size limits, paths, label sets, metrics, staging, verified caches, settings."""

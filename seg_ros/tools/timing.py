@@ -1,0 +1,49 @@
+"""Latency statistics and peak memory of a benchmark row."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """(fps, p50 ms, p99 ms) of per-frame times in seconds."""
+    a = np.asarray(samples)
+    return float(1.0 / a.mean()), float(np.percentile(a, 50) * 1000), float(np.percentile(a, 99) * 1000)
+
+
+def reset_peaks(device: torch.device) -> None:
+    """Start a new high-water mark of this process's resident set (Linux) and of torch's CUDA allocator."""
+    try:  # Linux: "5" resets the VmHWM high-water mark of this process
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peaks(device: torch.device) -> tuple[float, float | None]:
+    """(host MB, GPU MB or None off CUDA): the high-water marks since :func:`reset_peaks`."""
+    host = None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                host = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if host is None:
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return host, gpu
+
+
+def synchronizer(device: torch.device):
+    """A no-argument function that waits for ``device``'s queued work (nothing to wait for on the CPU)."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+__all__ = ["peaks", "percentiles", "reset_peaks", "synchronizer"]

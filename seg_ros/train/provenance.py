@@ -1,0 +1,66 @@
+"""Where a trained model comes from: fine-tuning initialisation from a parent model file, and the provenance
+record written into the model file."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.labels import LabelSet
+from seg_ros.core.machine import cpu_name
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.models import get_spec
+from seg_ros.models.modelfile import file_sha256, load_model, resolve_model
+from seg_ros.train.config import TrainConfig
+
+
+def init_from_model_file(model: nn.Module, cfg: TrainConfig, label_set: LabelSet) -> dict[str, Any]:
+    """Load every weight of the model file ``cfg.init`` into ``model``; returns the parent's provenance summary.
+
+    Raises:
+        ConfigError: the parent's architecture, its arguments or its label set differ from the run's.
+    """
+    path = resolve_model(cfg.init)
+    parent, meta = load_model(path)
+    if meta.architecture != cfg.architecture or meta.arch_kwargs != cfg.arch_kwargs:
+        raise ConfigError(f"--init model {path} is {meta.architecture} {meta.arch_kwargs or ''}, "
+                          f"not {cfg.architecture} {cfg.arch_kwargs or ''}.")
+    if meta.label_set.names != label_set.names:
+        raise ConfigError(f"--init model {path} predicts the {meta.label_set.name} classes, "
+                          f"not those of {label_set.name}.")
+    model.load_state_dict(parent.state_dict(), strict=True)
+    prov = meta.provenance
+    return {"file": path.name, "sha256": file_sha256(path),
+            **{k: prov[k] for k in ("dataset", "epochs", "val_miou", "date", "command") if k in prov}}
+
+
+def training_provenance(cfg: TrainConfig, label_set: LabelSet, train_name: str, val_name: str, epoch: int,
+                        cm: ConfusionMatrix, device: torch.device, seconds: float,
+                        parent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model file's provenance after ``epoch`` (from 1): data, validation scores ``cm`` per class of
+    ``label_set``, recipe, hardware, training time in seconds and, when fine-tuned, the ``parent`` of
+    :func:`init_from_model_file`."""
+    miou = cm.miou()
+    return {
+        "dataset": train_name if cfg.data is not None else
+        f"synthetic[0:{cfg.epochs * cfg.synthetic_train}]@{cfg.synthetic_size[0]}x{cfg.synthetic_size[1]}",
+        "val_dataset": val_name,
+        "epochs": epoch,
+        "epochs_planned": cfg.epochs,
+        "val_miou": round(miou, 5),
+        "val_iou": {n: (None if np.isnan(v) else round(float(v), 5)) for n, v in zip(label_set.names, cm.iou())},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": cfg.command,
+        "pretrained": ("fine-tuned" if cfg.init else
+                       "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none"),
+        **({"init": parent} if parent else {}),
+        "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
+        "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "train_seconds": round(seconds, 1),
+    }

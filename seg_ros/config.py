@@ -26,12 +26,11 @@ import yaml
 
 from seg_ros.core.errors import ConfigError, clip
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, parse_resolution
-from seg_ros.core.settings import is_setting, setting
+from seg_ros.core.names import INPUT_TRANSPORTS, NODE_NAME
+from seg_ros.core.settings import is_setting, setting, zero_or_at_least
 from seg_ros.crf import CRFConfig
 from seg_ros.models.modelfile import DEFAULT_MODEL
 from seg_ros.runtime import AUTO_ORDER, BACKEND_CHOICES, PRECISIONS, RuntimeOptions
-
-NODE_NAME = "segmentation_node"
 
 
 def _resolution(value: str) -> str:
@@ -43,13 +42,7 @@ def _resolution(value: str) -> str:
 
 MIN_RATE_HZ = 0.01
 """The lowest non-zero max_rate_hz: one frame per 100 s."""
-
-
-def _max_rate(value: float) -> float:
-    if 0 < value < MIN_RATE_HZ:
-        raise ConfigError(f"max_rate_hz must be 0 (unlimited) or at least {MIN_RATE_HZ} (one frame per 100 s), "
-                          f"not {value!r}.")
-    return value
+_max_rate = zero_or_at_least("max_rate_hz", MIN_RATE_HZ, "unlimited", " (one frame per 100 s)")
 
 
 def _model(value: str) -> str:
@@ -108,7 +101,7 @@ class NodeSettings:
                                        choices=("mono8", "32FC1"))
     publish: PublishSettings = group(PublishSettings)
     input_transport: str = setting("raw", "Subscribe to image (raw) or image/compressed (compressed).",
-                                   choices=("raw", "compressed"), read_only=True)
+                                   choices=INPUT_TRANSPORTS, read_only=True)
     qos: QoSSettings = group(QoSSettings)
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, "Largest input frame (height x width, as the message or its "
                               "JPEG/PNG header declares it) decoded; larger ones are dropped as bad frames before "

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seg_ros.config import load_params_file, segmenter_kwargs
 from seg_ros.core.labels import CAMVID
 from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.io.datasets import FolderDataset
 from seg_ros.models.modelfile import read_meta, shipped_models
 from seg_ros.pipeline import Segmenter
-from seg_ros.config import load_params_file, segmenter_kwargs
 
 NAME = "liteseg_mobilenetv2_camvid"
 REPO = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ import cv2
 import pytest
 
 from seg_ros.cli import main
+from seg_ros.config import crf_config, load_params_file
 from seg_ros.core.errors import ConfigError
 from seg_ros.crf import CRFConfig
 from seg_ros.pipeline import Segmenter
-from seg_ros.config import crf_config, load_params_file
 from seg_ros.synthetic import generate_scene
 from seg_ros.tools.crfbench import crf_accuracy
 from seg_ros.tools.crftune import grid_configs, parse_grid, tune_crf

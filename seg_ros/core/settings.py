@@ -36,6 +36,20 @@ def setting(default: Scalar, description: str, *, choices: tuple[str, ...] | Non
                                             "check": check, "reload": reload, "read_only": read_only})
 
 
+def zero_or_at_least(name: str, minimum: float, zero_means: str, at_least: str = "") -> Callable[[Any], Any]:
+    """A ``check`` for a setting that is 0 (``zero_means``, e.g. "unlimited") or at least ``minimum``.
+
+    ``at_least``: what the minimum is, appended to it in the message (e.g. " pixels").
+    """
+
+    def check(value: Any) -> Any:
+        if 0 < value < minimum:
+            raise ConfigError(f"{name} must be 0 ({zero_means}) or at least {minimum}{at_least}, not {value!r}.")
+        return value
+
+    return check
+
+
 def is_setting(f: Field) -> bool:
     """Whether ``f`` was made by :func:`setting`."""
     return "description" in f.metadata

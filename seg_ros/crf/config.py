@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from seg_ros.core.errors import ConfigError
-from seg_ros.core.settings import check_fields, setting
+from seg_ros.core.settings import check_fields, setting, zero_or_at_least
 
 METHODS = ("exact", "fast", "auto")
 
@@ -33,12 +32,8 @@ MIN_REFERENCE_SIZE = 32
 """The smallest non-zero ``reference_size``: below it the spatial widths would scale up absurdly."""
 
 
-def check_reference_size(value: int) -> int:
-    """``reference_size`` is 0 (no scaling) or at least :data:`MIN_REFERENCE_SIZE`; returns it or raises."""
-    if 0 < value < MIN_REFERENCE_SIZE:
-        raise ConfigError(f"crf.reference_size must be 0 (no scaling) or at least {MIN_REFERENCE_SIZE} pixels, "
-                          f"not {value}.")
-    return value
+check_reference_size = zero_or_at_least("crf.reference_size", MIN_REFERENCE_SIZE, "no scaling", " pixels")
+"""``reference_size`` is 0 (no scaling) or at least :data:`MIN_REFERENCE_SIZE`; returns it or raises."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.names import INPUT_TRANSPORTS, NODE_NAME
 
 PACKAGE = "seg_ros"
 EXECUTABLE = "segmentation_node"
-NODE_NAME = "segmentation_node"
 DEFAULT_PARAMS = "default.yaml"
 RVIZ_CONFIG = "seg_ros.rviz"
 RVIZ_PACKAGE = "rviz2"
@@ -31,8 +31,6 @@ CLOCK_HZ = "100"
 
 NOT_GIVEN = ""
 """Default of the launch arguments that override the parameter file: empty means the user did not give it."""
-INPUT_TRANSPORTS = ("raw", "compressed")
-"""The node's ``input_transport`` choices as in seg_ros/config.py, which imports torch (a test keeps them equal)."""
 BOOLEANS = ("true", "false")
 
 READY_MARKER = "segmentation_node ready:"

@@ -27,13 +27,7 @@ CIRCLE_12, CIRCLE_10, OCTAGON = unit_circle(12), unit_circle(10), unit_circle(8,
 
 def box(d0: float, d1: float, y0: float, y1: float, s0: float, s1: float) -> list[list[tuple]]:
     """Faces −d, +d, −s, +s and top of an axis-aligned box, counter-clockwise seen from outside."""
-    return [
-        [(d0, y0, s0), (d0, y0, s1), (d0, y1, s1), (d0, y1, s0)],
-        [(d1, y0, s0), (d1, y1, s0), (d1, y1, s1), (d1, y0, s1)],
-        [(d0, y0, s0), (d0, y1, s0), (d1, y1, s0), (d1, y0, s0)],
-        [(d0, y0, s1), (d1, y0, s1), (d1, y1, s1), (d0, y1, s1)],
-        [(d0, y1, s0), (d0, y1, s1), (d1, y1, s1), (d1, y1, s0)],
-    ]
+    return frustum(d0, d1, y0, y1, s0, s1, 0.0, 0.0, 0.0)
 
 
 def frustum(d0: float, d1: float, y0: float, y1: float, s0: float, s1: float,

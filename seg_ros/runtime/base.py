@@ -57,6 +57,8 @@ class RuntimeOptions:
     on_new_shape: str = setting("rebuild", "TensorRT input size without an engine: rebuild one or error.",
                                 choices=SHAPE_POLICIES)
     max_batch: int = setting(1, "Largest batch of a TensorRT engine's optimisation profile.", range=(1, 64))
+    workspace_mib: int = setting(2048, "Scratch GPU memory TensorRT may use while building an engine, MiB; smaller "
+                                 "on boards that share memory with the CPU (Jetson).", range=(64, 65536))
 
     def __post_init__(self) -> None:
         check_fields(self, "runtime.")

@@ -29,8 +29,6 @@ from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
 
 log = logging.getLogger("seg_ros.runtime")
 
-WORKSPACE_BYTES = 2 << 30
-
 
 def import_tensorrt():
     try:
@@ -293,7 +291,7 @@ class TensorRTBackend(Backend):
             errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
             raise OnnxModelError(f"TensorRT cannot parse {self.model.path}: {errors[:300]}.")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.options.workspace_mib << 20)
         profile = builder.create_optimization_profile()
         lo = (1, *shape[1:])
         profile.set_shape(self.model.input_name, lo, shape, shape)

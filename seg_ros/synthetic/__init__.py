@@ -41,19 +41,7 @@ import math
 import operator
 from collections.abc import Iterator
 
-from seg_ros.synthetic.classes import (
-    BICYCLIST,
-    BUILDING,
-    CAR,
-    FENCE,
-    PAVEMENT,
-    PEDESTRIAN,
-    POLE,
-    ROAD,
-    SIGN,
-    SKY,
-    TREE,
-)
+from seg_ros.synthetic.classes import BICYCLIST, BUILDING, CAR, FENCE, PAVEMENT, PEDESTRIAN, POLE, ROAD, SIGN, SKY, TREE
 from seg_ros.synthetic.constants import AHEAD
 from seg_ros.synthetic.render import Scene, render_frame
 from seg_ros.synthetic.world import World

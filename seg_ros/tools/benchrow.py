@@ -40,11 +40,6 @@ class BenchRow:
     note: str = ""
 
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BenchRow:
-        return cls(**data)
-
-
 @dataclass
 class Skipped:
     """A device × backend × precision × resolution that could not run here, and why."""
@@ -82,7 +77,7 @@ class BenchReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchReport:
         head = {k: v for k, v in data.items() if k not in ("rows", "skipped")}
-        return cls(**head, rows=[BenchRow.from_json(r) for r in data["rows"]],
+        return cls(**head, rows=[BenchRow(**r) for r in data["rows"]],
                    skipped=[Skipped(**s) for s in data.get("skipped", [])])
 
     def versions_line(self) -> str:

@@ -35,10 +35,6 @@ class VariantScore:
     def to_json(self) -> dict[str, Any]:
         return json_fields(self, omit_if_none=("ms_per_frame", "agreement_pct"))
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VariantScore:
-        return cls(**data)
-
 
 @dataclass
 class CRFAccuracy:

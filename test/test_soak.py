@@ -7,7 +7,7 @@ import pytest
 from seg_ros.tools.reports import write_report
 from seg_ros.tools.soak import SoakReport, format_report, run_soak
 
-SOAK_KEYS = ["frames", "seconds", "submitted", "processed", "dropped", "bad_frames", "errors", "published",
+SOAK_KEYS = ["kind", "frames", "seconds", "submitted", "processed", "dropped", "bad_frames", "errors", "published",
              "param_changes", "params_rejected", "reloads", "rss_mb_at_1000", "rss_mb_end", "rss_growth_pct",
              "rss_samples_mb", "problems", "rss_mb_start", "rss_mb_peak", "ok"]
 

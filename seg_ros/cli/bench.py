@@ -96,7 +96,7 @@ def run_speed(args: argparse.Namespace) -> None:
     print(format_table(report))
     for skipped in report.skipped:
         print(skipped.line())
-    print(f"wrote {write_report(report, args.json)}")
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 
 
 def run_node(args: argparse.Namespace) -> None:
@@ -110,7 +110,7 @@ def run_node(args: argparse.Namespace) -> None:
                             args.warmup)
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     print(format_node_table(report))
-    print(f"wrote {write_report(report, args.json)}")
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 
 
 def run_bag(args: argparse.Namespace) -> None:
@@ -123,7 +123,7 @@ def run_bag(args: argparse.Namespace) -> None:
     print(header.line())
     report = BagBenchReport(header, bench_bag_read(args.frames, args.resolution))
     print(format_bag_table(report.bag_read))
-    print(f"wrote {write_report(report, args.json)}")
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -136,7 +136,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print(header.line())
     report = EvaluateBenchReport(header, bench_evaluate(args.model, args.frames, args.resolution, args.device))
     print(format_evaluate_table(report.evaluate))
-    print(f"wrote {write_report(report, args.json)}")
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 
 
 def run_report(args: argparse.Namespace) -> None:

@@ -61,5 +61,5 @@ def run(args: argparse.Namespace) -> None:
                         downsample=args.downsample or [], camvid=args.camvid, camvid_model=args.camvid_model,
                         camvid_params=args.camvid_params)
     report = run_crf_bench(plan, show=print)
-    print(f"wrote {write_report(report, args.json)}")
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int | None:
         return flood(args.flood)
     from seg_ros.core.paths import check_output_file
     from seg_ros.pipeline import format_resolution
-    from seg_ros.tools.reports import write_report
+    from seg_ros.tools.reports import MachineHeader, write_report
     from seg_ros.tools.soak import format_report, run_soak
 
     check_output_file(args.json, "--json")
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int | None:
                       progress=lambda i, r: print(f"frame {i}: {r.processed} processed, {r.dropped} dropped, "
                                                   f"rss {r.rss_samples_mb[-1][1]:.1f} MB", flush=True))
     print(format_report(report))
-    print(f"wrote {write_report(report, args.json)}")
+    where = vars(MachineHeader.here())  # a soak's report says where and when it ran, as the benchmarks' do
+    print(f"wrote {write_report({**where, **report.to_json()}, args.json, a.command_line(args))}")
     if not report.ok:
         raise SegRosError(f"soak found {len(report.problems)} problem(s); see {args.json}.")
     return None

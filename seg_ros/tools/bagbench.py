@@ -7,7 +7,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from seg_ros.pipeline import format_resolution
 from seg_ros.synthetic import generate_scene
@@ -56,6 +56,7 @@ class EvaluateOverhead:
 
 @dataclass
 class BagBenchReport:
+    KIND: ClassVar[str] = "bag_read"
     header: MachineHeader
     bag_read: list[BagReadRow]
 
@@ -65,6 +66,7 @@ class BagBenchReport:
 
 @dataclass
 class EvaluateBenchReport:
+    KIND: ClassVar[str] = "evaluate_overhead"
     header: MachineHeader
     evaluate: EvaluateOverhead
 

@@ -1,12 +1,14 @@
-"""The benchmark tables of docs/benchmarks.md, rendered from the JSON reports ``seg-ros bench speed`` writes.
+"""The measurement tables of docs/benchmarks.md, rendered from the JSON reports the benchmarks wrote.
 
-A generated table sits between two markers that name its report, relative to the Markdown file::
+A generated block sits between two markers that name its report, relative to the Markdown file, and, for a
+report holding several measurements, the part wanted (:data:`seg_ros.tools.doctables.TABLES`)::
 
-    <!-- benchdoc: bench_cpu_360x640.json -->
-    | mode | backend | ...
+    <!-- benchdoc: bench/crf_bench.json speed -->
+    2026-12-05, Intel(R) Xeon(R) ...; torch 2.13.0+cpu:
+    ...the command, then the table...
     <!-- /benchdoc -->
 
-``python -m seg_ros.tools.benchdoc [--check] [FILE.md]`` rewrites every marked table of FILE.md (default:
+``python -m seg_ros.tools.benchdoc [--check] [FILE.md]`` rewrites every marked block of FILE.md (default:
 docs/benchmarks.md) from its report, or with ``--check`` only says whether they are up to date (exit 1 if not).
 """
 
@@ -14,79 +16,47 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
-from seg_ros.tools.benchrow import BenchReport, BenchRow
+from seg_ros.tools.benchrow import BenchReport
+from seg_ros.tools.doctables import render_part, speed_table
 
-SECTION = re.compile(r"(<!-- benchdoc: (?P<json>\S+) -->\n)(?P<body>.*?)(<!-- /benchdoc -->)", re.S)
+SECTION = re.compile(r"(?P<open><!-- benchdoc: (?P<json>\S+)(?: (?P<part>\S+))? -->\n)(?P<body>.*?)"
+                     r"(?P<close><!-- /benchdoc -->)", re.S)
 DEFAULT_DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON report as a dict."""
+    return json.loads(Path(path).read_text())
 
 
 def load_report(path: str | os.PathLike) -> BenchReport:
     """Read a ``seg-ros bench speed`` JSON report."""
-    return BenchReport.from_json(json.loads(Path(path).read_text()))
-
-
-def _num(value: float | None, fmt: str, suffix: str = "") -> str:
-    return "" if value is None else f"{value:{fmt}}{suffix}"
-
-
-def _fps(value: float | None) -> str:
-    """Three significant digits, never an exponent: 0.868, 7.40, 48.0, 1234."""
-    if value is None or not math.isfinite(value) or value <= 0:
-        return _num(value, ".3g")
-    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f}"
-
-
-def _miou(row: BenchRow) -> str:
-    return _num(None if row.miou is None else 100 * row.miou, ".1f")
-
-
-def _rows_table(report: BenchReport) -> str:
-    """One line per row: the layout for a report of one resolution."""
-    lines = ["| mode | backend | precision | fps | p50 ms | p99 ms | preprocess | infer | postprocess | render "
-             "| overhead | peak host MB | mIoU | vs naive |", "|" + "---|" * 14]
-    for r in report.rows:
-        st = r.stages_ms
-        stages = " | ".join(_num(st.get(s), ".1f") for s in ("preprocess", "infer", "postprocess", "render"))
-        lines.append(f"| {r.mode} | {r.backend} | {r.precision} | {_fps(r.fps)} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
-                     f"| {stages} | {_num(r.overhead_pct, '.1f', '%')} | {_num(r.peak_host_mb, '.0f')} "
-                     f"| {_miou(r)} | {_num(r.vs_naive, '.2f', '×')} |")
-    return "\n".join(lines)
-
-
-def _pairs_table(report: BenchReport) -> str:
-    """One line per resolution × backend × precision, model and e2e side by side: for several resolutions."""
-    lines = ["| resolution | backend | precision | model fps | e2e fps | e2e p50 ms | infer | postprocess | overhead "
-             "| peak host MB | mIoU | vs naive |", "|" + "---|" * 12]
-    model = {(r.device, r.resolution, r.backend, r.precision): r for r in report.rows if r.mode == "model"}
-    for e in (r for r in report.rows if r.mode == "e2e"):
-        m = model.get((e.device, e.resolution, e.backend, e.precision))
-        st = e.stages_ms
-        lines.append(f"| {e.resolution.replace('x', '×')} | {e.backend} | {e.precision} "
-                     f"| {_fps(m.fps if m else None)} | {_fps(e.fps)} | {e.p50_ms:.1f} "
-                     f"| {_num(st.get('infer'), '.1f')} | {_num(st.get('postprocess'), '.1f')} "
-                     f"| {_num(e.overhead_pct, '.1f', '%')} "
-                     f"| {_num(e.peak_host_mb, '.0f')} | {_miou(e)} | {_num(e.vs_naive, '.2f', '×')} |")
-    return "\n".join(lines)
+    return BenchReport.from_json(read_json(path))
 
 
 def doc_table(report: BenchReport) -> str:
-    """The Markdown table of ``report`` as docs/benchmarks.md shows it (CPU columns: no GPU memory, no CRF)."""
-    return _rows_table(report) if len({r.resolution for r in report.rows}) == 1 else _pairs_table(report)
+    """The Markdown table of a speed report as docs/benchmarks.md shows it (CPU columns: no GPU memory, no CRF)."""
+    return speed_table(report)
+
+
+def marked_reports(text: str) -> list[tuple[str, str]]:
+    """(report path as written in the marker, part) of every marked block of ``text``, in order."""
+    return [(m["json"], m["part"] or "") for m in SECTION.finditer(text)]
 
 
 def render(text: str, base: str | os.PathLike) -> str:
-    """``text`` with each marked table regenerated from its report (paths relative to ``base``)."""
-    def table(m: re.Match) -> str:
-        body = doc_table(load_report(Path(base) / m["json"]))
-        return f"{m.group(1)}{body}\n{m.group(4)}"
+    """``text`` with each marked block regenerated from its report (paths relative to ``base``)."""
+    def block(m: re.Match) -> str:
+        body = render_part(read_json(Path(base) / m["json"]), m["part"] or "")
+        return f"{m['open']}{body}\n{m['close']}"
 
-    return SECTION.sub(table, text)
+    return SECTION.sub(block, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,4 +82,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["doc_table", "load_report", "main", "render"]
+__all__ = ["SECTION", "doc_table", "load_report", "main", "marked_reports", "read_json", "render"]

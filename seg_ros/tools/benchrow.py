@@ -7,7 +7,7 @@ Kept apart from the code that measures them, so that a report can be read back a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from seg_ros.pipeline import STAGES
 
@@ -58,6 +58,8 @@ class Skipped:
 class BenchReport:
     """What :func:`seg_ros.tools.bench.run_bench` measured, where and when."""
 
+    KIND: ClassVar[str] = "bench_speed"
+
     machine: str
     date: str
     """YYYY-MM-DD."""
@@ -76,7 +78,7 @@ class BenchReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchReport:
-        head = {k: v for k, v in data.items() if k not in ("rows", "skipped")}
+        head = {k: v for k, v in data.items() if k not in ("kind", "command", "rows", "skipped")}
         return cls(**head, rows=[BenchRow(**r) for r in data["rows"]],
                    skipped=[Skipped(**s) for s in data.get("skipped", [])])
 

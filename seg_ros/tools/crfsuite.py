@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from seg_ros.crf import CRFConfig, exact_available, grid_name
 from seg_ros.io.datasets import FolderDataset
@@ -54,6 +54,7 @@ class CRFBenchPlan:
 
 @dataclass
 class CRFBenchReport:
+    KIND: ClassVar[str] = "bench_crf"
     header: MachineHeader
     exact_available: bool
     speed: list[CRFSpeedRow] = field(default_factory=list)

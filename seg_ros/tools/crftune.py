@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm import tqdm
@@ -82,6 +82,8 @@ class GridScore:
 @dataclass
 class TuneResult:
     """:func:`tune_crf`'s result; ``model``, ``data`` and ``command`` describe the run."""
+
+    KIND: ClassVar[str] = "crf_tuning"
 
     grid: list[GridScore]
     """Every grid point, best first."""

@@ -68,6 +68,8 @@ class SoakReport:
     problems: list[str] = field(default_factory=list)
     rss_mb_start: float | None = None
     rss_mb_peak: float | None = None
+    kind: str = "soak"
+    """The report's ``kind`` key (:mod:`seg_ros.tools.reports`); a field, so that the JSON reads back."""
 
     @property
     def ok(self) -> bool:

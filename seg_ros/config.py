@@ -87,11 +87,12 @@ class NodeSettings:
 
     model: str = setting(DEFAULT_MODEL, "Shipped model name, a .safetensors model file, or an .onnx file with "
                          "sidecar.", reload=True, check=_model)
-    backend: str = setting("torch", f"Inference backend; auto = {', else '.join(AUTO_ORDER)}.",
+    backend: str = setting("auto", f"Inference backend; auto = {', else '.join(AUTO_ORDER)}.",
                            choices=BACKEND_CHOICES, reload=True)
     device: str = setting("auto", "auto, cpu or cuda:N.", reload=True)
-    precision: str = setting("fp32", "Network precision (fp16 needs CUDA; int8: onnxruntime on CPU, tensorrt).",
-                             choices=PRECISIONS, reload=True)
+    precision: str = setting("fp32", "Network precision (fp16: CUDA; bf16: openvino on CPUs with AMX or AVX-512 "
+                             "BF16; int8: openvino or onnxruntime on the CPU, tensorrt; int8 needs "
+                             "runtime.calibration).", choices=PRECISIONS, reload=True)
     resolution: str = setting("", "Inference size HxW, e.g. 360x640; empty = the model's training size.",
                               reload=True, check=_resolution)
     keep_aspect: bool = setting(True, "Fit frames inside the resolution keeping their aspect ratio.", reload=True)

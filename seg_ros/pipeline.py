@@ -71,7 +71,8 @@ class Segmenter:
             (no distortion); False stretches it to exactly ``resolution``.
         device: ``auto``, ``cpu`` or ``cuda:N``.
         precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with onnxruntime (CPU) or tensorrt (CUDA).
-        backend: ``torch``, ``onnxruntime``, ``tensorrt`` or ``auto`` (tensorrt → onnxruntime → torch).
+        backend: ``torch``, ``onnxruntime``, ``openvino``, ``tensorrt`` or ``auto`` (the first of
+            :data:`~seg_ros.runtime.AUTO_ORDER` that can run here).
         overlay_alpha: weight of the label colours in the overlay, 0..1.
         crf: dense CRF refinement settings; None = off. Can be changed between frames (:attr:`crf`).
         runtime: options of the accelerated backends (threads, CUDA graphs, int8 calibration, engine

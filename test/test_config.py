@@ -66,8 +66,9 @@ def test_shared_lists_are_the_runtimes():
     assert SPECS["precision"].choices == PRECISIONS
     assert SPECS["runtime.on_new_shape"].choices == SHAPE_POLICIES
     assert SPECS["backend"].choices == BACKEND_CHOICES == ("auto", *BACKENDS)
-    assert SPECS["backend"].description == "Inference backend; auto = tensorrt, else onnxruntime, else torch."
-    assert AUTO_ORDER == ("tensorrt", "onnxruntime", "torch")
+    assert SPECS["backend"].description == ("Inference backend; auto = tensorrt, else openvino, else onnxruntime, "
+                                            "else torch.")
+    assert AUTO_ORDER == ("tensorrt", "openvino", "onnxruntime", "torch")
 
 
 def test_the_dataclasses_check_the_schemas_facts():
@@ -98,7 +99,7 @@ def test_runtime_options_keep_their_names():
     flags = {a.option_strings[0] for a in _parser(*PIPELINE)._actions if a.option_strings[0] != "-h"}
     assert flags == {"--model", "--resolution", "--no-keep-aspect", "--device", "--precision", "--backend"}
     help_text = " ".join(_parser("runtime").format_help().split())
-    assert "--threads THREADS ONNX Runtime CPU threads; 0 = one per core. Default: 0." in help_text
+    assert "--threads THREADS CPU threads of ONNX Runtime and OpenVINO; 0 = one per core. Default: 0." in help_text
     assert "--no-fallback A backend that cannot run here falls back (logged) instead of failing. Default: on; " \
            "this option turns it off." in help_text
 
@@ -183,7 +184,7 @@ def test_set_parses_every_type(text, expected):
     ("crf.enabled=maybe", "--set crf.enabled must be a bool"),
     ("crf.iterations=2.5", "--set crf.iterations must be an int"),
     ("crf.iterations=0", r"--set crf.iterations must lie in \[1, 100\]"),
-    ("backend=caffe", "--set backend must be one of auto, torch, onnxruntime, tensorrt"),
+    ("backend=caffe", "--set backend must be one of auto, torch, onnxruntime, openvino, tensorrt"),
     ("crf.reference_size=10", "crf.reference_size must be 0"),
 ])
 def test_set_refuses_with_a_reason(text, message):

@@ -16,6 +16,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import torch
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 rclpy = pytest.importorskip("rclpy")
@@ -41,6 +42,7 @@ from seg_ros.io.messages import SUPPORTED_ENCODINGS, encode_rgb, image_to_array,
 from seg_ros.pipeline import Segmenter  # noqa: E402
 from seg_ros.ros.launch_support import READY_MARKER  # noqa: E402
 from seg_ros.ros.node import LABEL_INFO_TOPIC, LabelInfo  # noqa: E402
+from seg_ros.runtime import choose_backend  # noqa: E402
 from seg_ros.synthetic import generate_scene  # noqa: E402
 
 SIZE = (96, 128)
@@ -270,7 +272,8 @@ def test_diagnostics_content(pub, outputs):
     v = latest_diag(outputs, time.monotonic())
     assert float(v["fps"]) > 0 and float(v["latency p50 ms"]) > 0 and float(v["infer p50 ms"]) > 0
     assert float(v["latency p50 ms"]) <= float(v["latency p99 ms"])
-    assert v["model"] == "liteseg_mobilenetv2_synthetic.safetensors" and v["backend"] == "torch"
+    running = choose_backend(torch.device("cpu"), "fp32", False)[0]  # the node's default is backend=auto
+    assert v["model"] == "liteseg_mobilenetv2_synthetic.safetensors" and v["backend"] == running
     assert v["device"] == "cpu" and v["resolution"] == RES and v["precision"] == "fp32"
     assert int(v["processed"]) >= 3 and int(v["received"]) >= int(v["processed"])
     assert v["input topic"] == TOPIC and "best_effort" in v["input QoS"]
@@ -346,7 +349,7 @@ def test_cheap_parameter_changes_apply_on_the_next_frame(ros, pub, outputs):
     ("model", "/nonexistent/model.safetensors", "does not exist"),
     ("backend", "caffe", "must be one of auto, torch"),
     ("device", "tpu", "not valid; use auto, cpu or cuda:N"),
-    ("precision", "fp16", "fp16 needs a CUDA device"),
+    ("precision", "fp16", "no backend can run this model at fp16 on cpu"),
     ("overlay_alpha", 1.5, "out of range"),
     ("qos.depth", 0, "out of range"),
     ("input_transport", "compressed", "read-only"),

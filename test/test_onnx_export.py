@@ -201,7 +201,7 @@ def test_byo_onnx_with_sidecar_logits_and_label_map(random_model_file, foreign, 
     _sidecar(logits_path)
     m = load_onnx_model(logits_path)
     assert m.meta.mean == pytest.approx((0.485, 0.456, 0.406)) and m.fixed_size == (64, 96)
-    seg = Segmenter(logits_path, device="cpu", backend="auto", runtime=opts)
+    seg = Segmenter(logits_path, device="cpu", backend="onnxruntime", runtime=opts)
     assert seg.backend.name == "onnxruntime" and seg.resolution == (64, 96)
     got = seg.segment(frame)
     assert got.labels.shape == (64, 96) and (got.labels == ref.labels).mean() > 0.5

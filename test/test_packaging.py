@@ -45,6 +45,7 @@ PIP_DISTRIBUTION_OF_MODULE = {
     "rosbags": "rosbags",
     "onnx": "onnx",
     "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
     "tensorrt": "tensorrt",
     "pydensecrf": "pydensecrf2",
 }

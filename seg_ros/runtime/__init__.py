@@ -7,8 +7,8 @@ normalise, upsample, argmax, colour), so a new backend only implements
 :meth:`Backend.infer`, states where it can run (:meth:`Backend.refusal`) and its
 place in the auto order, and is listed in ``BACKENDS``.
 
-``backend=auto`` picks the first of tensorrt → onnxruntime → torch that can run
-the model on the device at the precision, and records why in ``Backend.note``
+``backend=auto`` picks the first of :data:`AUTO_ORDER` (tensorrt → openvino → onnxruntime → torch) that can
+run the model on the device at the precision, and records why in ``Backend.note``
 (shown by ``describe()``, logged once). A backend named explicitly that cannot
 run here (library missing, no CUDA, no CUDA provider) falls back the same way
 with a warning when ``RuntimeOptions.fallback`` is set, and raises otherwise.
@@ -34,13 +34,15 @@ from seg_ros.runtime.base import (
     default_cache_dir,
     resolve_device,
 )
+from seg_ros.runtime.openvino_backend import OpenvinoBackend
 from seg_ros.runtime.ort_backend import OrtBackend
 from seg_ros.runtime.tensorrt_backend import TensorRTBackend
 from seg_ros.runtime.torch_backend import TorchBackend
 
 log = logging.getLogger("seg_ros.runtime")
 
-BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (TorchBackend, OrtBackend, TensorRTBackend)}
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (TorchBackend, OrtBackend, OpenvinoBackend, TensorRTBackend)}
 """The backend registry: name → class. A new backend subclasses :class:`Backend` (``name``, ``auto_rank``,
 ``refusal``, ``advantage``, ``infer``) and is listed here; the rest below and the ``backend`` parameter's
 choices follow."""
@@ -110,6 +112,6 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
 
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "PRECISIONS", "SHAPE_POLICIES", "Backend",
-           "BackendUnavailableError", "CacheDirError", "ModelSource", "OrtBackend", "Refusal", "RuntimeOptions",
-           "TensorRTBackend", "TorchBackend", "can_run", "choose_backend", "create_backend", "default_cache_dir",
-           "resolve_device"]
+           "BackendUnavailableError", "CacheDirError", "ModelSource", "OpenvinoBackend", "OrtBackend", "Refusal",
+           "RuntimeOptions", "TensorRTBackend", "TorchBackend", "can_run", "choose_backend", "create_backend",
+           "default_cache_dir", "resolve_device"]

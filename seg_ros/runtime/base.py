@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from seg_ros.models.modelfile import ModelMeta
     from seg_ros.runtime.onnx_model import OnnxModel
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 """Network precisions a pipeline can ask for; each backend states which it runs where (:meth:`Backend.refusal`)."""
 SHAPE_POLICIES = ("rebuild", "error")
 """What a fixed-shape engine does with an input shape it was not built for."""
@@ -44,10 +44,10 @@ class RuntimeOptions:
 
     Each field's meaning and range is stated once, in its metadata (see :func:`seg_ros.core.settings.setting`),
     from which the node's parameters, the command-line options and docs/node.md are generated. ``fallback``
-    walks the backends in their auto order (tensorrt → onnxruntime → torch).
+    walks the backends in their auto order (``runtime.AUTO_ORDER``).
     """
 
-    threads: int = setting(0, "ONNX Runtime CPU threads; 0 = one per core.", range=(0, 256))
+    threads: int = setting(0, "CPU threads of ONNX Runtime and OpenVINO; 0 = one per core.", range=(0, 256))
     cuda_graphs: bool = setting(False, "torch on CUDA: capture and replay a CUDA graph per input shape.")
     calibration: str = setting("", "int8: a bag or image folder of typical frames to calibrate on.")
     calibration_frames: int = setting(64, "int8: at most this many calibration frames.", range=(1, 1000))
@@ -103,6 +103,8 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]]
+    """The precisions it can run, where its device allows them (see :meth:`refusal`)."""
     auto_rank: ClassVar[int]
     """Place in ``backend=auto``'s order: the lowest rank that can run here is chosen."""
     device: torch.device
@@ -123,6 +125,15 @@ class Backend(ABC):
     @abstractmethod
     def advantage(cls, device: torch.device) -> str:
         """Why ``backend=auto`` picks this backend on ``device`` when it can run there (for the log line)."""
+
+    @classmethod
+    def precision_refusal(cls, precision: str) -> Refusal | None:
+        """The refusal of a precision this backend never runs, or None."""
+        if precision in cls.precisions:
+            return None
+        return Refusal(f"the {cls.name} backend has no {precision}", ConfigError(
+            f"precision {precision} is not available with the {cls.name} backend; it runs "
+            f"{', '.join(cls.precisions)}."))
 
     @classmethod
     def can_run(cls, device: torch.device, precision: str, is_onnx: bool) -> tuple[bool, str]:

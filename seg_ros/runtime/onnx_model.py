@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from seg_ros.core.errors import ConfigError
 from seg_ros.core.labels import LabelSet, LabelSetError, get_label_set
 from seg_ros.models.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta, file_sha256
 
@@ -66,6 +67,15 @@ class OnnxModel:
     @property
     def dynamic(self) -> bool:
         return self.fixed_size is None
+
+    def check_input_shape(self, shape: tuple[int, ...]) -> None:
+        """A clear error when a fixed-size model is fed another (N, 3, h, w) size: it cannot be rebuilt, it is the
+        file."""
+        fs = self.fixed_size
+        if fs is not None and tuple(shape[-2:]) != fs:
+            raise ConfigError(f"ONNX model {self.path.name} takes only {fs[0]}x{fs[1]} inputs but the pipeline "
+                              f"feeds {shape[-2]}x{shape[-1]}; set resolution to {fs[0]}x{fs[1]} with keep_aspect "
+                              "false, or export the model with dynamic height and width.")
 
 
 def find_sidecar(path: Path) -> Path | None:

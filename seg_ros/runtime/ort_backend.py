@@ -42,7 +42,8 @@ def ort_cuda_available() -> bool:
 
 class OrtBackend(Backend):
     name = "onnxruntime"
-    auto_rank = 1
+    precisions = ("fp32", "int8")
+    auto_rank = 2
     channels_last = False
 
     @classmethod
@@ -63,7 +64,7 @@ class OrtBackend(Backend):
         if precision == "int8" and device.type == "cuda":
             return Refusal("onnxruntime int8 runs on the CPU only", ConfigError(
                 "int8 through onnxruntime runs on the CPU; on CUDA use the tensorrt backend for int8."))
-        return None
+        return cls.precision_refusal(precision)
 
     @classmethod
     def advantage(cls, device: torch.device) -> str:
@@ -79,22 +80,18 @@ class OrtBackend(Backend):
         ort = import_onnxruntime()
         options = options or RuntimeOptions()
         cuda = device.type == "cuda"
-        if precision == "int8" and not options.calibration.strip():
-            from seg_ros.runtime.calibration import read_calibration_frames
+        if precision == "int8":
+            from seg_ros.runtime.quantize import require_calibration
 
-            read_calibration_frames(options.calibration)  # raises: int8 needs calibration frames
+            require_calibration(options)  # before any export
         self.device, self.precision = device, precision
         self.model: OnnxModel = source.onnx_file(options)
         self.output_kind = self.model.output_kind
         path = self.model.path
         if precision == "int8":
-            from seg_ros.runtime.calibration import load_calibration
-            from seg_ros.runtime.quantize import quantize_int8
+            from seg_ros.runtime.quantize import calibrated_int8
 
-            meta = source.meta
-            calib = load_calibration(options.calibration, source.input_size, meta.mean, meta.std,
-                                     options.calibration_frames, options.calibration_topic)
-            path = quantize_int8(self.model, calib, options.cache_root())
+            path = calibrated_int8(self.model, source, options)
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
@@ -120,16 +117,8 @@ class OrtBackend(Backend):
         threads = f", {self.threads} threads" if self.threads else ""
         return super().describe() + f" ({self.session.get_providers()[0]}{threads})"
 
-    def check_shape(self, shape: tuple[int, ...]) -> None:
-        """A clear error when a fixed-size model is fed another size (it cannot be rebuilt: it is the file)."""
-        fs = self.model.fixed_size
-        if fs is not None and tuple(shape[-2:]) != fs:
-            raise ConfigError(f"ONNX model {self.model.path.name} takes only {fs[0]}x{fs[1]} inputs but the pipeline "
-                              f"feeds {shape[-2]}x{shape[-1]}; set resolution to {fs[0]}x{fs[1]} with keep_aspect "
-                              "false, or export the model with dynamic height and width.")
-
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_shape(tuple(x.shape))
+        self.model.check_input_shape(tuple(x.shape))
         fb = self.model.fixed_batch
         if fb is not None and x.shape[0] != fb:
             if fb != 1:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from seg_ros.core.cache_entry import CacheEntry, sha256_json
 from seg_ros.core.errors import SegRosError
-from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet
+from seg_ros.runtime.base import ModelSource, RuntimeOptions
+from seg_ros.runtime.calibration import BatchFeeder, CalibrationSet, load_calibration, read_calibration_frames
 from seg_ros.runtime.onnx_model import OnnxModel
 
 log = logging.getLogger("seg_ros.runtime")
@@ -38,6 +39,22 @@ def int8_entry(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> Cac
               "recipe": RECIPE}
     return CacheEntry.beside(cache_root / "int8" / f"{model.path.stem}-{sha256_json(source)[:16]}.onnx", source,
                              "int8 model")
+
+
+def require_calibration(options: RuntimeOptions) -> None:
+    """CalibrationError (one sentence naming the setting) when int8 is asked for without calibration frames."""
+    if not options.calibration.strip():
+        read_calibration_frames(options.calibration)
+
+
+def calibrated_int8(model: OnnxModel, source: ModelSource, options: RuntimeOptions) -> Path:
+    """``model`` quantized on ``options.calibration``'s frames at the pipeline's input size (from the cache, or made
+    now): the QDQ int8 model the onnxruntime and openvino backends run."""
+    require_calibration(options)
+    meta = source.meta
+    calib = load_calibration(options.calibration, source.input_size, meta.mean, meta.std,
+                             options.calibration_frames, options.calibration_topic)
+    return quantize_int8(model, calib, options.cache_root())
 
 
 def quantize_int8(model: OnnxModel, calib: CalibrationSet, cache_root: Path) -> Path:

@@ -201,6 +201,7 @@ class _Engine:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    precisions = ("fp32", "fp16", "int8")
     auto_rank = 0
     channels_last = False
 
@@ -217,7 +218,7 @@ class TensorRTBackend(Backend):
         if not torch.cuda.is_available():
             return Refusal(f"TensorRT {trt.__version__} is installed but no CUDA GPU is available",
                            BackendUnavailableError("the tensorrt backend needs a CUDA GPU; none is available."))
-        return None
+        return cls.precision_refusal(precision)
 
     @classmethod
     def advantage(cls, device: torch.device) -> str:

@@ -29,7 +29,8 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
-    auto_rank = 2
+    precisions = ("fp32", "fp16")
+    auto_rank = 3
 
     @classmethod
     def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
@@ -44,7 +45,7 @@ class TorchBackend(Backend):
         if precision == "fp16" and device.type != "cuda":
             return Refusal("torch fp16 needs CUDA", ConfigError(
                 "precision fp16 needs a CUDA device; use fp32 on the CPU."))
-        return None
+        return cls.precision_refusal(precision)
 
     @classmethod
     def advantage(cls, device: torch.device) -> str:

@@ -1,0 +1,177 @@
+"""OpenVINO backend: the network on the CPU through OpenVINO, fp32, bf16 or int8.
+
+The ONNX form of the model (the file itself, or the cached export of a model file) is read by OpenVINO,
+reshaped to the batch's static (N, 3, h, w) and compiled for the CPU with the latency hint, one compiled model
+per input shape (static shapes let OpenVINO pick its fastest kernels). ``bf16`` runs where the CPU has native
+bfloat16 (AMX or AVX-512 BF16: OpenVINO lists ``BF16`` among its optimisation capabilities); elsewhere it runs fp32
+and says so in one log line. ``int8`` compiles the same QDQ model the onnxruntime backend runs (static
+quantization calibrated on ``runtime.calibration``'s frames, :mod:`seg_ros.runtime.quantize`), which OpenVINO
+executes with its int8 kernels (VNNI / AMX where the CPU has them).
+
+Compiled models are cached under ``runtime.cache_dir``/openvino as verified entries
+(:mod:`seg_ros.core.cache_entry`) keyed by the ONNX file's SHA-256, the OpenVINO version, the CPU's name and
+capabilities, the precision, the input shape and the thread count, so a second start imports the compiled model
+instead of compiling it; a stale or damaged entry is logged in one line and rebuilt.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+import torch
+
+from seg_ros.core.cache_entry import CacheEntry, sha256_file, sha256_json
+from seg_ros.core.errors import ConfigError
+from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, Refusal, RuntimeOptions
+from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
+
+log = logging.getLogger("seg_ros.runtime")
+
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+"""seg_ros precision → OpenVINO's ``INFERENCE_PRECISION_HINT`` (int8: the QDQ model's quantized layers run int8,
+the rest fp32)."""
+
+
+def import_openvino():
+    try:
+        import openvino
+    except ImportError as e:
+        raise BackendUnavailableError("the openvino backend needs the openvino package (pip install openvino).") from e
+    return openvino
+
+
+def cpu_description(core: Any) -> dict[str, Any]:
+    """The CPU as OpenVINO sees it: its name and optimisation capabilities (e.g. FP32, BF16, INT8)."""
+    return {"name": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+            "capabilities": sorted(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))}
+
+
+class OpenvinoBackend(Backend):
+    name = "openvino"
+    precisions = tuple(PRECISION_HINTS)
+    auto_rank = 1
+    channels_last = False
+
+    @classmethod
+    def refusal(cls, device: torch.device, precision: str, is_onnx: bool,
+                model_name: str = "the model") -> Refusal | None:
+        try:
+            import_openvino()
+        except BackendUnavailableError as e:
+            return Refusal("openvino is not installed", e)
+        if device.type != "cpu":
+            return Refusal(f"the openvino backend runs on the CPU, not {device}", BackendUnavailableError(
+                f"the openvino backend runs on the CPU, not on {device}; use tensorrt, onnxruntime or torch there."))
+        return cls.precision_refusal(precision)
+
+    @classmethod
+    def advantage(cls, device: torch.device) -> str:
+        return "OpenVINO is the fastest CPU runtime"
+
+    def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
+                 options: RuntimeOptions | None = None):
+        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
+        if refused is not None:
+            raise refused.error
+        ov = import_openvino()
+        self.options = options = options or RuntimeOptions()
+        self.device = device
+        self.core = ov.Core()
+        self.cpu = cpu_description(self.core)
+        if precision == "bf16" and "BF16" not in self.cpu["capabilities"]:
+            log.info("bf16 asked for but this CPU (%s) has no native bfloat16 (AMX or AVX-512 BF16); running fp32",
+                     self.cpu["name"])
+            self.note = "no native bf16 on this CPU: fp32"
+            precision = "fp32"
+        self.precision = precision
+        if precision == "int8":
+            from seg_ros.runtime.quantize import require_calibration
+
+            require_calibration(options)  # before any export
+        self.model: OnnxModel = source.onnx_file(options)
+        self.output_kind = self.model.output_kind
+        self.network = self.model.path
+        self.network_sha256 = self.model.sha256
+        if precision == "int8":
+            from seg_ros.runtime.quantize import calibrated_int8
+
+            self.network = calibrated_int8(self.model, source, options)
+            self.network_sha256 = sha256_file(self.network)[1]
+        self.version = ov.get_version()
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
+                                       "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
+        if options.threads:
+            self.config["INFERENCE_NUM_THREADS"] = options.threads
+        self._requests: dict[tuple[int, ...], Any] = {}
+        self.compile_seconds: dict[tuple[int, ...], float] = {}
+        """Seconds spent compiling (0.0: imported from the cache) per input shape, for reports."""
+        h, w = self.model.fixed_size or source.input_size
+        self._request((self.model.fixed_batch or 1, 3, h, w))
+
+    def describe(self) -> str:
+        return super().describe() + f" (OpenVINO {self.version.split('-')[0]}, {self.cpu['name']})"
+
+    @property
+    def compiled_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The (N, 3, h, w) input shapes compiled so far, in order."""
+        return tuple(self._requests)
+
+    def cache_entry(self, shape: tuple[int, ...]) -> CacheEntry:
+        """The cache entry of the compiled model for input ``shape`` (not read or made here)."""
+        source = {"onnx_sha256": self.network_sha256, "openvino": self.version, "cpu": self.cpu,
+                  "precision": self.precision, "input_shape": list(shape), "config": self.config}
+        name = f"{self.network.stem}-{'x'.join(map(str, shape))}-{sha256_json(source)[:16]}.blob"
+        return CacheEntry.beside(self.options.cache_root() / "openvino" / name, source, "OpenVINO compiled model")
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        req = self._requests.get(shape)
+        if req is None:
+            req = self._requests[shape] = self._compiled(shape).create_infer_request()
+        return req
+
+    def _compiled(self, shape: tuple[int, ...]) -> Any:
+        """The compiled model for ``shape``: imported from the cache, or compiled now and stored there."""
+        entry = self.cache_entry(shape)
+        blob = entry.load_bytes()
+        if blob is not None:
+            try:
+                compiled = self.core.import_model(io.BytesIO(blob), "CPU", self.config)
+                self.compile_seconds[shape] = 0.0
+                return compiled
+            except RuntimeError as e:
+                entry.invalidate(f"OpenVINO cannot import it ({str(e).strip().splitlines()[0][:200]})")
+        t0 = time.perf_counter()
+        compiled = self._compile(shape)
+        self.compile_seconds[shape] = time.perf_counter() - t0
+        log.info("compiled %s for OpenVINO at %s (%s) in %.1f s; cached in %s", self.model.path.name,
+                 "x".join(map(str, shape)), self.precision, self.compile_seconds[shape], entry.content.parent)
+        exported = io.BytesIO()
+        compiled.export_model(exported)
+        entry.store_bytes(exported.getvalue(), build_seconds=round(self.compile_seconds[shape], 3))
+        return compiled
+
+    def _compile(self, shape: tuple[int, ...]) -> Any:
+        path = self.network
+        try:
+            net = self.core.read_model(str(path))
+            net.reshape({self.model.input_name: list(shape)})
+            return self.core.compile_model(net, "CPU", self.config)
+        except RuntimeError as e:
+            raise OnnxModelError(f"OpenVINO cannot compile {path.name} for {'x'.join(map(str, shape))} "
+                                 f"({str(e).strip().splitlines()[0][:200]}).") from e
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (or labels) for ``x``; the result is a view of OpenVINO's output buffer for this input shape,
+        valid until the next call with the same shape."""
+        self.model.check_input_shape(tuple(x.shape))
+        fb = self.model.fixed_batch
+        if fb is not None and x.shape[0] != fb:
+            if fb != 1:
+                raise ConfigError(f"ONNX model {self.model.path.name} takes batches of exactly {fb}, not {x.shape[0]}.")
+            return torch.cat([self.infer(x[i:i + 1]).clone() for i in range(x.shape[0])])
+        req = self._request(tuple(x.shape))
+        req.infer({0: x.detach().contiguous().numpy()}, share_inputs=True)
+        return torch.from_numpy(req.get_output_tensor(0).data)

@@ -1,0 +1,162 @@
+"""The openvino backend: agreement with torch, bf16, the compiled-model cache, refusals, BYO ONNX files."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from seg_ros.core.errors import ConfigError
+from seg_ros.core.metrics import ConfusionMatrix
+from seg_ros.pipeline import Segmenter
+from seg_ros.runtime import BackendUnavailableError, OpenvinoBackend, RuntimeOptions, can_run, choose_backend
+from seg_ros.synthetic import generate_scene
+
+ov = pytest.importorskip("openvino", reason="the openvino package is not installed (x86-64 Linux installs it)")
+
+CPU = torch.device("cpu")
+SIZE = (64, 96)
+
+
+def has_native_bf16() -> bool:
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.fixture
+def opts(tmp_path):
+    return RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False)
+
+
+def test_auto_picks_openvino_on_the_cpu_and_says_why(random_model_file, opts, caplog):
+    name, why = choose_backend(CPU, "fp32", False)
+    assert name == "openvino" and why.startswith("auto: OpenVINO is the fastest CPU runtime")
+    assert "not tensorrt: TensorRT needs a CUDA device" in why
+    with caplog.at_level(logging.INFO, logger="seg_ros.runtime"):
+        seg = Segmenter(random_model_file, device="cpu", backend="auto", runtime=opts)
+    assert seg.backend.name == "openvino" and caplog.text.count("backend openvino chosen") == 1
+    assert choose_backend(CPU, "int8", False)[0] == "openvino"
+
+
+@pytest.mark.parametrize(("device", "precision", "reason"), [
+    ("cuda:0", "fp32", "the openvino backend runs on the CPU, not cuda:0"),
+    ("cpu", "fp16", "the openvino backend has no fp16"),
+])
+def test_openvino_refuses_what_it_cannot_run(device, precision, reason):
+    assert can_run("openvino", torch.device(device), precision, False) == (False, reason)
+    refused = OpenvinoBackend.refusal(torch.device(device), precision, False)
+    assert isinstance(refused.error, ConfigError) and str(refused.error).endswith(".")
+    if device == "cuda:0":
+        assert isinstance(refused.error, BackendUnavailableError)
+
+
+def test_openvino_fp32_matches_torch(random_model_file, opts):
+    ref = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="torch")
+    seg = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
+                    runtime=opts)
+    assert seg.backend.name == "openvino" and seg.backend.precision == "fp32"
+    frames = np.stack([generate_scene(s, SIZE).image for s in (1, 2, 3)])
+    x = ref.network_input(frames)
+    a = ref.backend.infer(x).float()
+    b = seg.backend.infer(seg.network_input(frames)).float().clone()
+    assert b.shape == a.shape == (3, 11, *SIZE)
+    assert torch.allclose(a, b, atol=2e-3, rtol=1e-3), (a - b).abs().max()
+    for r_ref, r_ov in zip(ref.segment_batch(frames), seg.segment_batch(frames)):
+        assert (r_ref.labels == r_ov.labels).mean() > 0.999
+
+
+def test_compiled_models_are_cached_verified_and_rebuilt(random_model_file, opts, caplog):
+    first = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
+                      runtime=opts)
+    shape = (1, 3, *SIZE)
+    assert first.backend.compiled_shapes == (shape,) and first.backend.compile_seconds[shape] > 0
+    entry = first.backend.cache_entry(shape)
+    assert entry.load() is not None and entry.record()["source"]["openvino"] == ov.get_version()
+    frame = generate_scene(5, SIZE).image
+    expected = first.segment(frame).labels
+    second = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
+                       runtime=opts)
+    assert second.backend.compile_seconds[shape] == 0.0  # imported, not compiled
+    np.testing.assert_array_equal(second.segment(frame).labels, expected)
+    blob = bytearray(entry.content.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    entry.content.write_bytes(bytes(blob))
+    with caplog.at_level(logging.WARNING, logger="seg_ros.runtime"):
+        third = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
+                          runtime=opts)
+    assert "OpenVINO compiled model cache entry" in caplog.text and "does not match the recorded SHA-256" in caplog.text
+    assert third.backend.compile_seconds[shape] > 0
+    np.testing.assert_array_equal(third.segment(frame).labels, expected)
+    # another input size compiles (and caches) one more model; the first stays
+    third.segment(generate_scene(6, (48, 80)).image)
+    assert len(third.backend.compiled_shapes) == 1  # keep_aspect=False at a fixed resolution: one shape
+    batch = np.stack([frame, frame])
+    third.segment_batch(batch)
+    assert third.backend.compiled_shapes == (shape, (2, 3, *SIZE))
+
+
+def test_bf16_is_close_to_fp32_or_says_it_runs_fp32(opts):
+    """The shipped synthetic model on synthetic scenes: bf16 (native on AMX / AVX-512 BF16 CPUs) within a point of
+    fp32's mIoU; on other CPUs the backend runs fp32 and notes it."""
+    size = (180, 320)
+    fp32 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", runtime=opts)
+    bf16 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", precision="bf16",
+                     runtime=opts)
+    if not has_native_bf16():
+        assert bf16.backend.precision == "fp32" and "no native bf16" in bf16.backend.note
+        return
+    assert bf16.backend.precision == "bf16"
+    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
+    agree = []
+    for seed in range(700, 706):
+        sc = generate_scene(seed, size)
+        a, b = fp32.segment(sc.image).labels, bf16.segment(sc.image).labels
+        cms[0].update(a, sc.labels)
+        cms[1].update(b, sc.labels)
+        agree.append((a == b).mean())
+    assert np.mean(agree) > 0.98
+    assert abs(cms[0].miou() - cms[1].miou()) < 0.01
+
+
+@pytest.mark.slow
+def test_int8_runs_the_calibrated_qdq_model_close_to_fp32(tmp_path):
+    """The shipped model at a small size: OpenVINO int8 (the QDQ model calibrated on 8 frames, shared with the
+    onnxruntime backend's cache) against OpenVINO fp32 on the same frames."""
+    import cv2
+
+    size = (96, 160)
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(generate_scene(9000 + i, size).image, cv2.COLOR_RGB2BGR))
+    opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), calibration=str(folder), fallback=False)
+    fp32 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", runtime=opts)
+    int8 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", precision="int8",
+                     runtime=opts)
+    assert int8.backend.precision == "int8" and int8.backend.network.parent.name == "int8"
+    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
+    agree = []
+    for seed in range(500, 504):
+        sc = generate_scene(seed, size)
+        a, b = fp32.segment(sc.image).labels, int8.segment(sc.image).labels
+        cms[0].update(a, sc.labels)
+        cms[1].update(b, sc.labels)
+        agree.append((a == b).mean())
+    assert np.mean(agree) > 0.9
+    assert abs(cms[0].miou() - cms[1].miou()) < 0.05
+    with pytest.raises(ConfigError, match="int8 needs calibration frames"):
+        Segmenter(resolution=size, device="cpu", backend="openvino", precision="int8",
+                  runtime=RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False))
+
+
+def test_a_byo_onnx_file_runs_on_openvino(tmp_path, random_model_file, opts):
+    from seg_ros.cli import main
+
+    onnx_path = tmp_path / "net.onnx"
+    assert main(["export", "--model", str(random_model_file), "--onnx", str(onnx_path), "--dynamic"]) == 0
+    ref = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="torch")
+    seg = Segmenter(str(onnx_path), resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
+                    runtime=opts)
+    frame = generate_scene(8, SIZE).image
+    assert (seg.segment(frame).labels == ref.segment(frame).labels).mean() > 0.999

@@ -30,7 +30,7 @@ from seg_ros.core.names import INPUT_TRANSPORTS, NODE_NAME
 from seg_ros.core.settings import is_setting, setting, zero_or_at_least
 from seg_ros.crf import CRFConfig
 from seg_ros.models.modelfile import DEFAULT_MODEL
-from seg_ros.runtime import AUTO_ORDER, BACKEND_CHOICES, PRECISIONS, RuntimeOptions
+from seg_ros.runtime import AUTO_ORDER, BACKEND_CHOICES, PRECISION_CHOICES, RuntimeOptions
 
 
 def _resolution(value: str) -> str:
@@ -92,7 +92,8 @@ class NodeSettings:
     device: str = setting("auto", "auto, cpu or cuda:N.", reload=True)
     precision: str = setting("fp32", "Network precision (fp16: CUDA; bf16: openvino on CPUs with AMX or AVX-512 "
                              "BF16; int8: openvino or onnxruntime on the CPU, tensorrt; int8 needs "
-                             "runtime.calibration).", choices=PRECISIONS, reload=True)
+                             "runtime.calibration; auto: the fastest whose labels match fp32's, see "
+                             "docs/backends.md).", choices=PRECISION_CHOICES, reload=True)
     resolution: str = setting("", "Inference size HxW, e.g. 360x640; empty = the model's training size.",
                               reload=True, check=_resolution)
     keep_aspect: bool = setting(True, "Fit frames inside the resolution keeping their aspect ratio.", reload=True)

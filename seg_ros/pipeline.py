@@ -70,7 +70,8 @@ class Segmenter:
         keep_aspect: scale each frame to fit inside ``resolution`` keeping its aspect ratio
             (no distortion); False stretches it to exactly ``resolution``.
         device: ``auto``, ``cpu`` or ``cuda:N``.
-        precision: ``fp32`` or ``fp16`` (CUDA); ``int8`` with onnxruntime (CPU) or tensorrt (CUDA).
+        precision: ``fp32``, ``fp16`` (CUDA), ``bf16`` (openvino), ``int8`` (openvino or onnxruntime on the CPU,
+            tensorrt; with ``runtime.calibration``), or ``auto`` (:mod:`seg_ros.runtime.auto_precision`).
         backend: ``torch``, ``onnxruntime``, ``openvino``, ``tensorrt`` or ``auto`` (the first of
             :data:`~seg_ros.runtime.AUTO_ORDER` that can run here).
         overlay_alpha: weight of the label colours in the overlay, 0..1.

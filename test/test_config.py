@@ -23,7 +23,15 @@ from seg_ros.config import (
 from seg_ros.core.errors import ConfigError
 from seg_ros.core.settings import setting
 from seg_ros.crf import CRFConfig
-from seg_ros.runtime import AUTO_ORDER, BACKEND_CHOICES, BACKENDS, PRECISIONS, SHAPE_POLICIES, RuntimeOptions
+from seg_ros.runtime import (
+    AUTO_ORDER,
+    BACKEND_CHOICES,
+    BACKENDS,
+    PRECISION_CHOICES,
+    PRECISIONS,
+    SHAPE_POLICIES,
+    RuntimeOptions,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ("model", "resolution", "keep_aspect", "device", "precision", "backend")
@@ -63,7 +71,7 @@ def test_parameters_keep_their_order_and_groups():
 
 
 def test_shared_lists_are_the_runtimes():
-    assert SPECS["precision"].choices == PRECISIONS
+    assert SPECS["precision"].choices == PRECISION_CHOICES == ("auto", *PRECISIONS)
     assert SPECS["runtime.on_new_shape"].choices == SHAPE_POLICIES
     assert SPECS["backend"].choices == BACKEND_CHOICES == ("auto", *BACKENDS)
     assert SPECS["backend"].description == ("Inference backend; auto = tensorrt, else openvino, else onnxruntime, "

@@ -24,6 +24,7 @@ from torch import nn
 from seg_ros.core.cache_entry import CacheDirError
 from seg_ros.core.errors import ConfigError
 from seg_ros.runtime.base import (
+    PRECISION_CHOICES,
     PRECISIONS,
     SHAPE_POLICIES,
     Backend,
@@ -79,8 +80,15 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
                    options: RuntimeOptions | None = None) -> Backend:
     """Wrap ``model`` in backend ``name`` (``auto`` picks the best one available, see the module doc)."""
     options = options or RuntimeOptions()
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}.")
+    if precision == "auto":
+        fp32 = create_backend(name, model, device, "fp32", options)
+        if isinstance(model, nn.Module):  # no model file to check frames against: fp32
+            return fp32
+        from seg_ros.runtime.auto_precision import choose_precision
+
+        return choose_precision(fp32, model, lambda p: BACKENDS[fp32.name](model, device, p, options), options)
     if name not in BACKEND_CHOICES:
         raise ConfigError(f"unknown backend {name!r}; available: {', '.join(BACKEND_CHOICES)}.")
     if isinstance(model, nn.Module):
@@ -96,7 +104,7 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
     while True:
         try:
             backend = BACKENDS[name](model, device, precision, options)
-            backend.note = note
+            backend.note = "; ".join(n for n in (note, backend.note) if n)
             return backend
         except BackendUnavailableError as e:
             tried.append(name)
@@ -111,7 +119,7 @@ def create_backend(name: str, model: ModelSource | nn.Module, device: torch.devi
             name = alt
 
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "PRECISIONS", "SHAPE_POLICIES", "Backend",
-           "BackendUnavailableError", "CacheDirError", "ModelSource", "OpenvinoBackend", "OrtBackend", "Refusal",
-           "RuntimeOptions", "TensorRTBackend", "TorchBackend", "can_run", "choose_backend", "create_backend",
-           "default_cache_dir", "resolve_device"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "PRECISIONS", "PRECISION_CHOICES", "SHAPE_POLICIES",
+           "Backend", "BackendUnavailableError", "CacheDirError", "ModelSource", "OpenvinoBackend", "OrtBackend",
+           "Refusal", "RuntimeOptions", "TensorRTBackend", "TorchBackend", "can_run", "choose_backend",
+           "create_backend", "default_cache_dir", "resolve_device"]

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from seg_ros.runtime.onnx_model import OnnxModel
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-"""Network precisions a pipeline can ask for; each backend states which it runs where (:meth:`Backend.refusal`)."""
+"""Network precisions; each backend states which it runs where (:meth:`Backend.refusal`)."""
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+"""What a pipeline can ask for: ``auto`` picks a precision by :mod:`seg_ros.runtime.auto_precision`'s rule."""
 SHAPE_POLICIES = ("rebuild", "error")
 """What a fixed-shape engine does with an input shape it was not built for."""
 

@@ -96,23 +96,52 @@ def test_a_speed_report_of_one_size_has_a_line_per_row():
             "accuracy_frames": 2, "skipped": [], "command": "seg-ros bench speed",
             "rows": [_speed_row("model", "torch", "360x640", 48.04),
                      _speed_row("e2e", "torch", "360x640", 37.1, stages_ms=stages, overhead_pct=22.5, miou=0.8081,
-                                vs_naive=2.834)]}
+                                vs_naive=2.834),
+                     _speed_row("e2e", "auto", "360x640", 40.0, p90_ms=26.0, e2e_over_model=1.2, miou=0.8,
+                                miou_delta_pts=-0.81, precision="auto", resolved="openvino int8")]}
     text = render_part(data)
     assert text.startswith("2026-01-02, Test CPU (2 cores); torch 9.9, onnxruntime 1.0:")
     rows = table_lines(text)
-    assert rows[2] == "| model | torch | fp32 | 48.0 | 20.8 | 22.9 |  |  |  |  |  | 400 |  |  |"
-    assert rows[3] == ("| e2e | torch | fp32 | 37.1 | 27.0 | 29.6 | 0.5 | 20.0 | 3.0 | 1.0 | 22.5% | 400 | 80.8 "
-                       "| 2.83× |")
+    assert rows[0].startswith("| mode | backend | precision | fps | p50 ms | p90 ms | p99 ms |")
+    assert rows[2] == "| model | torch | fp32 | 48.0 | 20.8 |  | 22.9 |  |  |  |  |  |  | 400 |  |  |  |"
+    assert rows[3] == ("| e2e | torch | fp32 | 37.1 | 27.0 |  | 29.6 | 0.5 | 20.0 | 3.0 | 1.0 |  | 22.5% | 400 | 80.8 "
+                       "|  | 2.83× |")
+    assert rows[4] == ("| e2e | auto → openvino | auto → int8 | 40.0 | 25.0 | 26.0 | 27.5 |  |  |  |  | 1.20× |  "
+                       "| 400 | 80.0 | -0.81 |  |")
 
 
 def test_a_speed_report_of_several_sizes_pairs_model_and_e2e():
     data = {"kind": "bench_speed", **HEAD, "model": "m", "versions": {}, "accuracy_frames": 2, "skipped": [],
-            "rows": [_speed_row("model", "naive", "512x1024", 5.851), _speed_row("e2e", "naive", "512x1024", 4.63),
+            "rows": [_speed_row("model", "naive", "512x1024", 5.851, p90_ms=180.0),
+                     _speed_row("e2e", "naive", "512x1024", 4.63, resolved="openvino fp32"),
+                     _speed_row("e2e+conf", "naive", "512x1024", 4.0),
                      _speed_row("model", "naive", "1024x2048", 0.8681),
                      _speed_row("e2e", "naive", "1024x2048", 0.6951)]}
     rows = table_lines(render_part(data))
-    assert len(rows) == 4 and rows[2].startswith("| 512×1024 | naive | fp32 | 5.85 | 4.63 | 216.0 |")
-    assert rows[3].startswith("| 1024×2048 | naive | fp32 | 0.868 | 0.695 | 1438.6 |")
+    assert len(rows) == 4 and rows[2].startswith("| 512×1024 | naive → openvino | fp32 | 170.9 | 180.0 | 216.0 |")
+    assert "| +34.0 |" in rows[2]  # e2e with confidence − e2e, medians
+    assert rows[3].startswith("| 1024×2048 | naive | fp32 | 1151.9 |  | 1438.6 |")
+
+
+def test_first_use_cost_and_the_targets_are_computed_from_the_rows():
+    rows = [_speed_row("model", "openvino", "360x640", 200.0, build_cold_s=4.25, build_warm_s=0.5),
+            _speed_row("model", "onnxruntime", "360x640", 100.0, build_cold_s=3.0, build_warm_s=0.25),
+            _speed_row("model", "naive", "360x640", 400.0),
+            _speed_row("e2e", "auto", "360x640", 180.0, precision="auto", resolved="openvino fp32", vs_naive=3.5)]
+    data = {"kind": "bench_speed", **HEAD, "model": "m", "versions": {}, "accuracy_frames": 2, "skipped": [],
+            "rows": rows}
+    text = render_part(data)
+    assert "| 360×640 | openvino | fp32 | 4.25 | 0.50 |" in text
+    assert "| 360×640 | onnxruntime | fp32 | 3.00 | 0.25 |" in text
+    targets = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    # the best bare network is openvino's 5.0 ms, not the naive baseline's 2.5 ms; auto takes 5.6 ms
+    assert targets[0].endswith("5.6 ms vs 5.0 ms (openvino fp32) = 1.11×: **met**")
+    assert targets[1].endswith("3.50×: **met**")
+    data["rows"][3]["vs_naive"], data["rows"][3]["p50_ms"] = 2.9, 7.0
+    targets = [ln for ln in render_part(data).splitlines() if ln.startswith("- ")]
+    assert targets[0].endswith("= 1.40×: **not met**") and targets[1].endswith("2.90×: **not met**")
+    del data["rows"][3]
+    assert not [ln for ln in render_part(data).splitlines() if ln.startswith("- ")]
 
 
 def test_a_node_overhead_report():

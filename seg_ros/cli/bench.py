@@ -39,13 +39,14 @@ def _add_common(p: argparse.ArgumentParser, frames: int = 30, warmup: bool = Tru
 def _add_speed(kinds: argparse._SubParsersAction) -> None:
     from seg_ros.runtime import BACKENDS, PRECISIONS
 
-    p = kinds.add_parser("speed", help="model-only and end-to-end speed of every backend, beside a naive baseline")
+    p = kinds.add_parser("speed", help="bare-network and end-to-end speed of every backend and of auto, beside a naive "
+                                       "baseline around the fastest runtime")
     p.add_argument("--model", default=a.default_model())
     p.add_argument("--resolution", type=a.resolution, action="append",
                    help="HxW, repeatable (default: 360x640, 512x1024 and 1024x2048)")
     p.add_argument("--device", action="append", help=DEVICES_HELP)
     p.add_argument("--precision", action="append", choices=PRECISIONS,
-                   help="repeatable (default: all three, where the backend and device can run them)")
+                   help="repeatable (default: all, where the backend and device can run them)")
     p.add_argument("--backend", action="append", choices=tuple(BACKENDS),
                    help="repeatable (default: every backend available here)")
     p.add_argument("--no-naive", dest="naive", action="store_false", help="leave out the naive baseline")

@@ -1,13 +1,15 @@
-"""``seg-ros bench speed``: model-only and end-to-end speed of every available backend, beside a naive baseline.
+"""``seg-ros bench speed``: bare-network and end-to-end speed of every available backend, beside a naive baseline.
 
-For each device × backend × precision × resolution it times (a) the backend's forward pass alone on a
-pre-normalised tensor and (b) the whole Segmenter on a uint8 RGB frame with every output (labels, colour,
-overlay, confidence), and reports fps, p50/p99 latency, the median time of each stage, the pipeline
-overhead (time outside the forward pass as a share of the forward time), the peak host memory (resident
-set high-water mark over the row) and peak GPU memory (torch's allocator), and the mIoU on a few synthetic
-scenes with exact labels (so int8 and fp16 are compared with fp32 on the same frames). The **naive
-baseline** (:mod:`seg_ros.tools.naive`) runs in the same process; each e2e row states its speed-up over it.
-The results are :mod:`seg_ros.tools.benchrow`'s dataclasses.
+For each device × backend × precision × resolution it times (a) the backend alone on a prepared tensor
+(``model``), (b) the whole Segmenter on a uint8 RGB frame with labels, colour and overlay out (``e2e``) and
+(c) the same with the confidence map too (``e2e+conf``): fps from the median, p50 / p90 / p99 latency, the
+median of each stage, e2e / model, the overhead outside the forward pass, peak host and GPU memory, and the
+mIoU on synthetic scenes with exact labels, with its difference to the same backend's fp32 row. openvino and
+onnxruntime rows also record the first-use cost (a build into an empty cache, then from the filled one). A
+row of ``backend=auto, precision=auto`` says what it resolved to. The **naive baseline**
+(:mod:`seg_ros.tools.naive`) is built around the fastest fp32 runtime of the run at that device and
+resolution; every e2e row states its speed-up over it (ratio of medians). The results are
+:mod:`seg_ros.tools.benchrow`'s dataclasses.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -26,11 +28,19 @@ from seg_ros.core.errors import SegRosError
 from seg_ros.core.labels import CAMVID
 from seg_ros.core.machine import describe_machine
 from seg_ros.core.metrics import ConfusionMatrix
-from seg_ros.pipeline import STAGES, Segmenter, format_resolution
+from seg_ros.pipeline import OUTPUTS, STAGES, Segmenter, format_resolution
 from seg_ros.runtime import AUTO_ORDER, PRECISIONS, RuntimeOptions, can_run, resolve_device
 from seg_ros.synthetic import generate_scene
-from seg_ros.tools.benchrow import BenchReport, BenchRow, Skipped, format_table
-from seg_ros.tools.naive import NaivePipeline, bench_naive
+from seg_ros.tools.benchrow import (
+    BenchReport,
+    BenchRow,
+    Skipped,
+    compare_with_fp32,
+    compare_with_naive,
+    fastest_fp32,
+    format_table,
+)
+from seg_ros.tools.naive import ONNX_RUNTIMES, NaivePipeline, bench_naive
 from seg_ros.tools.timing import peaks, percentiles, reset_peaks, synchronizer
 
 RESOLUTIONS = [(360, 640), (512, 1024), (1024, 2048)]
@@ -49,8 +59,13 @@ def bench_devices(specs: list[str] | None) -> list[str]:
     return out
 
 
+E2E_OUTPUTS = ("labels", "color", "overlay")
+"""What the default e2e row asks for; the ``e2e+conf`` row adds the confidence map."""
+
+
 def bench_segmenter(seg: Segmenter, frame: np.ndarray, frames: int = 30, warmup: int = 5) -> list[BenchRow]:
-    """Time ``seg`` on ``frame`` (already at the resolution under test): one model row and one e2e row."""
+    """Time ``seg`` on ``frame`` (already at the resolution under test): a ``model`` row (the backend alone on
+    the prepared tensor), an ``e2e`` row (labels, colour, overlay) and an ``e2e+conf`` row (plus confidence)."""
     res = format_resolution(seg.resolution)
     common = dict(backend=seg.backend.name, device=str(seg.device), precision=seg.backend.precision, resolution=res)
     x = seg.network_input(frame[None])
@@ -58,6 +73,7 @@ def bench_segmenter(seg: Segmenter, frame: np.ndarray, frames: int = 30, warmup:
     reset_peaks(seg.device)
     for _ in range(warmup):
         seg.backend.infer(x)
+        seg.segment(frame, E2E_OUTPUTS)
         seg.segment(frame)
     sync()
     samples = []
@@ -66,23 +82,25 @@ def bench_segmenter(seg: Segmenter, frame: np.ndarray, frames: int = 30, warmup:
         seg.backend.infer(x)
         sync()
         samples.append(time.perf_counter() - t0)
-    fps, p50, p99 = percentiles(samples)
+    fps, p50, p90, p99 = percentiles(samples)
     host, gpu = peaks(seg.device)
-    rows = [BenchRow("model", frames=frames, fps=fps, p50_ms=p50, p99_ms=p99, peak_host_mb=host, peak_gpu_mb=gpu,
-                     **common)]
-    samples, stages = [], {s: [] for s in STAGES}
-    for _ in range(frames):
-        t0 = time.perf_counter()
-        r = seg.segment(frame)
-        samples.append(time.perf_counter() - t0)
-        for s in STAGES:
-            stages[s].append(r.timings[s])
-    fps, p50, p99 = percentiles(samples)
-    host, gpu = peaks(seg.device)
-    med = {s: float(np.median(v)) for s, v in stages.items()}
-    overhead = 100.0 * (sum(med.values()) - med["infer"]) / med["infer"]
-    rows.append(BenchRow("e2e", frames=frames, fps=fps, p50_ms=p50, p99_ms=p99, stages_ms=med,
-                         overhead_pct=overhead, peak_host_mb=host, peak_gpu_mb=gpu, note=seg.backend.note, **common))
+    rows = [BenchRow("model", frames=frames, fps=fps, p50_ms=p50, p90_ms=p90, p99_ms=p99, peak_host_mb=host,
+                     peak_gpu_mb=gpu, **common)]
+    for mode, outputs in (("e2e", E2E_OUTPUTS), ("e2e+conf", OUTPUTS)):
+        samples, stages = [], {s: [] for s in STAGES}
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            r = seg.segment(frame, outputs)
+            samples.append(time.perf_counter() - t0)
+            for s in STAGES:
+                stages[s].append(r.timings[s])
+        fps, p50, p90, p99 = percentiles(samples)
+        host, gpu = peaks(seg.device)
+        med = {s: float(np.median(v)) for s, v in stages.items()}
+        overhead = 100.0 * (sum(med.values()) - med["infer"]) / med["infer"]
+        rows.append(BenchRow(mode, frames=frames, fps=fps, p50_ms=p50, p90_ms=p90, p99_ms=p99, stages_ms=med,
+                             overhead_pct=overhead, peak_host_mb=host, peak_gpu_mb=gpu, note=seg.backend.note,
+                             e2e_over_model=p50 / rows[0].p50_ms, **common))
     return rows
 
 
@@ -105,14 +123,39 @@ def write_calibration_folder(folder: Path, size: tuple[int, int], count: int = 3
     return folder
 
 
+COLD_CACHE_BACKENDS = ("openvino", "onnxruntime")
+"""Backends whose rows record the first-use cost: a build into an empty cache, then one from the filled cache."""
+
+
+@dataclass
+class Workload:
+    """What every row at one device and resolution is timed and scored on."""
+
+    device: str
+    resolution: tuple[int, int]
+    frame: np.ndarray
+    """H×W×3 uint8 RGB at ``resolution``: the timed frame."""
+    scenes: list
+    """Synthetic scenes with exact labels at ``resolution``: the mIoU column."""
+    frames: int
+    warmup: int
+
+    @property
+    def where(self) -> str:
+        return f"on {resolve_device(self.device)} at {format_resolution(self.resolution)}"
+
+
 def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str], frames: int = 30,
               warmup: int = 5, precisions: list[str] | None = None, backends: list[str] | None = None,
               naive: bool = True, accuracy_frames: int = 8, runtime: RuntimeOptions | None = None,
               progress: Callable[[str], None] | None = None) -> BenchReport:
-    """Benchmark every device × backend × precision × resolution that can run here; returns the JSON report.
+    """Benchmark every device × backend × precision × resolution that can run here, then ``auto`` / ``auto``
+    and the naive baseline around the fastest fp32 runtime; returns the JSON report.
 
     ``backends`` default: every backend in ``AUTO_ORDER`` that can run on the device. int8 rows calibrate on
-    ``runtime.calibration``, or on synthetic scenes written to a temporary folder when it is empty.
+    ``runtime.calibration``, or on synthetic scenes written to a temporary folder when it is empty; the auto
+    row runs with ``runtime`` as given (what the node runs with those settings). openvino and onnxruntime rows
+    are built twice, first into a fresh temporary cache (the first-use cost), then from it (the row timed).
     Combinations that cannot run here are listed under ``skipped`` with the reason.
     """
     rows: list[BenchRow] = []
@@ -124,51 +167,125 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
         for device in devices:
             dev = resolve_device(device)
             for res in resolutions:
-                frame = generate_scene(7, res).image
-                scenes = [generate_scene(ACCURACY_SEED + i, res) for i in range(accuracy_frames)]
-                naive_fps = None
-                if naive and not is_onnx:
-                    say(f"naive baseline on {dev} at {format_resolution(res)}")
-                    base = NaivePipeline(model, res, dev)
-                    naive_rows = bench_naive(base, frame, frames, warmup)
-                    naive_rows[1].miou = scene_miou(lambda rgb, b=base: b.segment(rgb)["labels"], scenes)
-                    naive_fps = naive_rows[1].fps
-                    rows += naive_rows
-                    del base
+                work = Workload(device, res, generate_scene(7, res).image,
+                                [generate_scene(ACCURACY_SEED + i, res) for i in range(accuracy_frames)], frames,
+                                warmup)
+                here: list[BenchRow] = []
+                onnx_files: dict[str, str] = {}
                 for backend in backends or list(AUTO_ORDER):
                     for precision in precisions or PRECISIONS:
                         ok, why = can_run(backend, dev, precision, is_onnx)
                         if not ok:
                             skipped.append(Skipped(str(dev), backend, precision, format_resolution(res), why))
                             continue
-                        opts = runtime
-                        if precision == "int8" and not runtime.calibration:
-                            calib = Path(tmp) / f"calib_{res[0]}x{res[1]}"
-                            if not calib.is_dir():  # written once per resolution, shared by the int8 backends
-                                write_calibration_folder(calib, res)
-                            opts = RuntimeOptions(**{**asdict(runtime), "calibration": str(calib)})
-                        say(f"{backend} {precision} on {dev} at {format_resolution(res)}")
+                        say(f"{backend} {precision} {work.where}")
+                        opts = _row_options(runtime, backend, precision, work, Path(tmp))
                         try:
-                            seg = Segmenter(model, resolution=res, keep_aspect=False, device=device,
-                                            precision=precision, backend=backend,
-                                            runtime=RuntimeOptions(**{**asdict(opts), "fallback": False}))
+                            new, onnx = _backend_rows(model, backend, precision, opts, work)
                         except SegRosError as e:
                             skipped.append(Skipped(str(dev), backend, precision, format_resolution(res), str(e)))
                             continue
-                        new = bench_segmenter(seg, frame, frames, warmup)
-                        new[1].miou = scene_miou(lambda rgb, s=seg: s.segment(rgb, ("labels",)).labels, scenes)
-                        if naive_fps:
-                            new[1].vs_naive = new[1].fps / naive_fps
-                        rows += new
-                        del seg
+                        if onnx is not None:
+                            onnx_files[backend] = onnx
+                        here += new
+                say(f"auto auto {work.where}")
+                try:
+                    here += _auto_rows(model, runtime, work)
+                except SegRosError as e:
+                    skipped.append(Skipped(str(dev), "auto", "auto", format_resolution(res), str(e)))
+                compare_with_fp32(here)
+                if naive:
+                    here = _naive_rows(model, here, onnx_files, is_onnx, work, say) + here
+                rows += here
     return BenchReport(machine=describe_machine(), date=time.strftime("%Y-%m-%d"), model=str(model),
                        torch=torch.__version__, versions=_versions(), accuracy_frames=accuracy_frames, rows=rows,
                        skipped=skipped)
 
 
+def _row_options(runtime: RuntimeOptions, backend: str, precision: str, work: Workload,
+                 tmp: Path) -> RuntimeOptions:
+    """``runtime`` for one row: no fallback; synthetic calibration scenes for int8 when none are given; an empty
+    cache folder of its own for the backends whose first use is measured."""
+    opts = replace(runtime, fallback=False)
+    h, w = work.resolution
+    if precision == "int8" and not runtime.calibration:
+        calib = tmp / f"calib_{h}x{w}"
+        if not calib.is_dir():  # written once per resolution, shared by the int8 backends
+            write_calibration_folder(calib, work.resolution)
+        opts = replace(opts, calibration=str(calib))
+    if backend in COLD_CACHE_BACKENDS:
+        opts = replace(opts, cache_dir=str(tmp / f"cache_{backend}_{precision}_{work.device}_{h}x{w}"))
+    return opts
+
+
+def _backend_rows(model: str, backend: str, precision: str, opts: RuntimeOptions,
+                  work: Workload) -> tuple[list[BenchRow], str | None]:
+    """The timed and scored rows of one backend and precision, and its fp32 ONNX file when it runs one."""
+    cold = None
+    if backend in COLD_CACHE_BACKENDS:
+        cold, _ = _timed_build(model, work, precision, backend, opts)
+    warm, seg = _timed_build(model, work, precision, backend, opts)
+    rows = bench_segmenter(seg, work.frame, work.frames, work.warmup)
+    _score(rows, seg, work.scenes)
+    if cold is not None:
+        rows[0].build_cold_s, rows[0].build_warm_s = cold, warm
+    onnx = getattr(getattr(seg.backend, "model", None), "path", None)
+    return rows, (str(onnx) if onnx is not None and seg.backend.precision == "fp32" else None)
+
+
+def _timed_build(model: str, work: Workload, precision: str, backend: str,
+                 runtime: RuntimeOptions) -> tuple[float, Segmenter]:
+    t0 = time.perf_counter()
+    seg = Segmenter(model, resolution=work.resolution, keep_aspect=False, device=work.device, precision=precision,
+                    backend=backend, runtime=runtime)
+    return time.perf_counter() - t0, seg
+
+
+def _score(rows: list[BenchRow], seg: Segmenter, scenes: list) -> None:
+    miou = scene_miou(lambda rgb: seg.segment(rgb, ("labels",)).labels, scenes)
+    for r in rows[1:]:
+        r.miou = miou
+
+
+def _auto_rows(model: str, runtime: RuntimeOptions, work: Workload) -> list[BenchRow]:
+    """The rows of ``backend=auto, precision=auto``, labelled ``auto`` / ``auto`` and resolved to what was built."""
+    _, seg = _timed_build(model, work, "auto", "auto", runtime)
+    new = bench_segmenter(seg, work.frame, work.frames, work.warmup)
+    _score(new, seg, work.scenes)
+    for r in new:
+        r.resolved = f"{r.backend} {r.precision}"
+        r.backend = r.precision = "auto"
+    return new
+
+
+def _naive_rows(model: str, rows: list[BenchRow], onnx_files: dict[str, str], is_onnx: bool, work: Workload,
+                say: Callable[[str], None]) -> list[BenchRow]:
+    """The naive baseline's rows around the fastest fp32 runtime of ``rows`` (sets their ``vs_naive``); none
+    when there is no fp32 row to follow or nothing the baseline can run."""
+    fastest = fastest_fp32(rows)
+    if fastest is None:
+        return []
+    dev = resolve_device(work.device)
+    if fastest.backend in ONNX_RUNTIMES and fastest.backend in onnx_files and dev.type == "cpu":
+        base = NaivePipeline(model, work.resolution, dev, runtime=fastest.backend, onnx=onnx_files[fastest.backend])
+    elif not is_onnx:  # torch eager: on CUDA, or when the fastest runtime reads no ONNX file
+        base = NaivePipeline(model, work.resolution, dev)
+    else:
+        return []
+    say(f"naive baseline ({base.runtime}) {work.where}")
+    naive_rows = bench_naive(base, work.frame, work.frames, work.warmup)
+    miou = scene_miou(lambda rgb: base.segment(rgb, ("labels",))["labels"], work.scenes)
+    for r in naive_rows:
+        r.resolved = f"{base.runtime} fp32"
+        r.note = f"fastest fp32 bare network here: {fastest.backend}; baseline: {r.note}"
+        r.miou = None if r.mode == "model" else miou
+    compare_with_naive(rows, naive_rows)
+    return naive_rows
+
+
 def _versions() -> dict[str, str]:
     out = {"torch": torch.__version__, "opencv": cv2.__version__, "numpy": np.__version__}
-    for name in ("onnxruntime", "tensorrt"):
+    for name in ("onnxruntime", "openvino", "tensorrt"):
         try:
             out[name] = __import__(name).__version__
         except ImportError:
@@ -176,6 +293,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["ACCURACY_SEED", "CALIBRATION_SEED", "RESOLUTIONS", "BenchReport", "BenchRow", "NaivePipeline", "Skipped",
-           "bench_devices", "bench_naive", "bench_segmenter", "format_table", "run_bench", "scene_miou",
-           "write_calibration_folder"]
+__all__ = ["ACCURACY_SEED", "CALIBRATION_SEED", "COLD_CACHE_BACKENDS", "E2E_OUTPUTS", "RESOLUTIONS", "BenchReport",
+           "BenchRow", "NaivePipeline", "Skipped", "Workload", "bench_devices", "bench_naive", "bench_segmenter",
+           "format_table", "run_bench", "scene_miou", "write_calibration_folder"]

@@ -17,13 +17,15 @@ class BenchRow:
     """One timing: a backend at a precision, device and resolution, forward pass alone or end to end."""
 
     mode: str
-    """``model`` (forward pass only) or ``e2e`` (frame in, all outputs out)."""
+    """``model`` (the runtime alone on a prepared tensor), ``e2e`` (frame in; labels, colour and overlay out) or
+    ``e2e+conf`` (the same plus the confidence map)."""
     backend: str
     device: str
     precision: str
     resolution: str
     frames: int
     fps: float
+    """1 / the median frame time."""
     p50_ms: float
     p99_ms: float
     stages_ms: dict[str, float] = field(default_factory=dict)
@@ -36,8 +38,28 @@ class BenchRow:
     miou: float | None = None
     """mIoU (0..1) on the accuracy scenes at this resolution; e2e rows only."""
     vs_naive: float | None = None
-    """e2e fps / the naive baseline's e2e fps at the same device and resolution."""
+    """The naive baseline's e2e median / this row's (same mode's median), at the same device and resolution."""
     note: str = ""
+    p90_ms: float | None = None
+    e2e_over_model: float | None = None
+    """This e2e row's median / the model row's median of the same backend and precision."""
+    miou_delta_pts: float | None = None
+    """mIoU − the fp32 row's mIoU of the same backend, device and resolution, in points (0..100 scale)."""
+    build_cold_s: float | None = None
+    """Seconds to build the Segmenter with an empty cache (export, compile, quantize); openvino / onnxruntime."""
+    build_warm_s: float | None = None
+    """Seconds to build it again from the cache the cold build filled."""
+    resolved: str = ""
+    """``backend precision`` that an ``auto`` / ``auto`` row resolved to, or that the naive baseline runs (the
+    fastest fp32 runtime of the run); empty for the other rows."""
+
+    def shown(self) -> tuple[str, str]:
+        """(backend, precision) as tables show them: ``auto → openvino``, ``auto → int8`` for a resolved row."""
+        if not self.resolved:
+            return self.backend, self.precision
+        backend, _, precision = self.resolved.partition(" ")
+        return f"{self.backend} → {backend}", (self.precision if precision == self.precision
+                                                  else f"{self.precision} → {precision}")
 
 
 @dataclass
@@ -87,9 +109,33 @@ class BenchReport:
         return f"{self.machine}, {', '.join(f'{k} {v}' for k, v in self.versions.items())}, {self.date}"
 
 
+def fastest_fp32(rows: list[BenchRow]) -> BenchRow | None:
+    """The fp32 model row with the lowest median among ``rows`` (one device and resolution), auto excluded."""
+    fp32 = [r for r in rows if r.mode == "model" and r.precision == "fp32" and r.backend not in ("auto", "naive")]
+    return min(fp32, key=lambda r: r.p50_ms, default=None)
+
+
+def compare_with_fp32(rows: list[BenchRow]) -> None:
+    """mIoU difference (points) of every e2e row to the fp32 e2e row of the same backend (for auto: resolved)."""
+    fp32 = {(r.device, r.resolution, r.backend): r.miou for r in rows if r.mode == "e2e" and r.precision == "fp32"}
+    for r in rows:
+        backend = r.resolved.split()[0] if r.resolved else r.backend
+        ref = fp32.get((r.device, r.resolution, backend))
+        if r.mode != "model" and r.miou is not None and ref is not None:
+            r.miou_delta_pts = 100.0 * (r.miou - ref)
+
+
+def compare_with_naive(rows: list[BenchRow], naive_rows: list[BenchRow]) -> None:
+    """vs_naive of every e2e / e2e+conf row: the naive row's median of the same mode / the row's."""
+    by_mode = {r.mode: r for r in naive_rows}
+    for r in rows:
+        if r.mode in ("e2e", "e2e+conf"):
+            r.vs_naive = by_mode[r.mode].p50_ms / r.p50_ms
+
+
 def format_table(report: BenchReport) -> str:
     """A Markdown table of every row of ``report``."""
-    head = ("| mode | backend | device | precision | resolution | fps | p50 ms | p99 ms | "
+    head = ("| mode | backend | device | precision | resolution | fps | p50 ms | p90 ms | p99 ms | "
             + " | ".join(STAGES) + " | overhead | peak host MB | peak GPU MB | mIoU | vs naive |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in report.rows:
@@ -100,10 +146,13 @@ def format_table(report: BenchReport) -> str:
         gpu = f"{r.peak_gpu_mb:.0f}" if r.peak_gpu_mb is not None else ""
         miou = f"{100 * r.miou:.1f}" if r.miou is not None else ""
         vs = f"{r.vs_naive:.2f}×" if r.vs_naive is not None else ""
-        lines.append(f"| {r.mode} | {r.backend} | {r.device} | {r.precision} | {r.resolution} "
-                     f"| {r.fps:.3g} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {stage_cells} | {ov} "
+        p90 = f"{r.p90_ms:.1f}" if r.p90_ms is not None else ""
+        backend, precision = r.shown()
+        lines.append(f"| {r.mode} | {backend} | {r.device} | {precision} | {r.resolution} "
+                     f"| {r.fps:.3g} | {r.p50_ms:.1f} | {p90} | {r.p99_ms:.1f} | {stage_cells} | {ov} "
                      f"| {host} | {gpu} | {miou} | {vs} |")
     return "\n".join(lines)
 
 
-__all__ = ["BenchReport", "BenchRow", "Skipped", "format_table"]
+__all__ = ["BenchReport", "BenchRow", "Skipped", "compare_with_fp32", "compare_with_naive", "fastest_fp32",
+           "format_table"]

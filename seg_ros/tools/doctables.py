@@ -52,37 +52,88 @@ def _miou(row: BenchRow) -> str:
 
 def _speed_rows_table(report: BenchReport) -> str:
     """One line per row: the layout for a report of one resolution."""
-    lines = ["| mode | backend | precision | fps | p50 ms | p99 ms | preprocess | infer | postprocess | render "
-             "| overhead | peak host MB | mIoU | vs naive |", "|" + "---|" * 14]
+    lines = ["| mode | backend | precision | fps | p50 ms | p90 ms | p99 ms | preprocess | infer | postprocess "
+             "| render | e2e / model | overhead | peak host MB | mIoU | Δ mIoU vs fp32 | vs naive |", "|" + "---|" * 17]
     for r in report.rows:
         st = r.stages_ms
         stages = " | ".join(_num(st.get(s), ".1f") for s in ("preprocess", "infer", "postprocess", "render"))
-        lines.append(f"| {r.mode} | {r.backend} | {r.precision} | {_fps(r.fps)} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
-                     f"| {stages} | {_num(r.overhead_pct, '.1f', '%')} | {_num(r.peak_host_mb, '.0f')} "
-                     f"| {_miou(r)} | {_num(r.vs_naive, '.2f', '×')} |")
+        backend, precision = r.shown()
+        lines.append(f"| {r.mode} | {backend} | {precision} | {_fps(r.fps)} | {r.p50_ms:.1f} "
+                     f"| {_num(r.p90_ms, '.1f')} | {r.p99_ms:.1f} | {stages} | {_num(r.e2e_over_model, '.2f', '×')} "
+                     f"| {_num(r.overhead_pct, '.1f', '%')} | {_num(r.peak_host_mb, '.0f')} | {_miou(r)} "
+                     f"| {_num(r.miou_delta_pts, '+.2f')} | {_num(r.vs_naive, '.2f', '×')} |")
     return "\n".join(lines)
 
 
 def _speed_pairs_table(report: BenchReport) -> str:
     """One line per resolution × backend × precision, model and e2e side by side: for several resolutions."""
-    lines = ["| resolution | backend | precision | model fps | e2e fps | e2e p50 ms | infer | postprocess | overhead "
-             "| peak host MB | mIoU | vs naive |", "|" + "---|" * 12]
-    model = {(r.device, r.resolution, r.backend, r.precision): r for r in report.rows if r.mode == "model"}
+    lines = ["| resolution | backend | precision | model p50 ms | model p90 ms | e2e p50 ms | e2e p90 ms | e2e fps "
+             "| e2e / model | + confidence ms | infer | postprocess | overhead | peak host MB | mIoU "
+             "| Δ mIoU vs fp32 | vs naive |", "|" + "---|" * 17]
+    by_key = {(r.mode, r.device, r.resolution, r.backend, r.precision): r for r in report.rows}
     for e in (r for r in report.rows if r.mode == "e2e"):
-        m = model.get((e.device, e.resolution, e.backend, e.precision))
+        m = by_key.get(("model", e.device, e.resolution, e.backend, e.precision))
+        conf = by_key.get(("e2e+conf", e.device, e.resolution, e.backend, e.precision))
         st = e.stages_ms
-        lines.append(f"| {e.resolution.replace('x', '×')} | {e.backend} | {e.precision} "
-                     f"| {_fps(m.fps if m else None)} | {_fps(e.fps)} | {e.p50_ms:.1f} "
+        backend, precision = e.shown()
+        lines.append(f"| {e.resolution.replace('x', '×')} | {backend} | {precision} "
+                     f"| {_num(m and m.p50_ms, '.1f')} | {_num(m and m.p90_ms, '.1f')} | {e.p50_ms:.1f} "
+                     f"| {_num(e.p90_ms, '.1f')} | {_fps(e.fps)} | {_num(e.e2e_over_model, '.2f', '×')} "
+                     f"| {_num(conf and conf.p50_ms - e.p50_ms, '+.1f')} "
                      f"| {_num(st.get('infer'), '.1f')} | {_num(st.get('postprocess'), '.1f')} "
-                     f"| {_num(e.overhead_pct, '.1f', '%')} "
-                     f"| {_num(e.peak_host_mb, '.0f')} | {_miou(e)} | {_num(e.vs_naive, '.2f', '×')} |")
+                     f"| {_num(e.overhead_pct, '.1f', '%')} | {_num(e.peak_host_mb, '.0f')} | {_miou(e)} "
+                     f"| {_num(e.miou_delta_pts, '+.2f')} | {_num(e.vs_naive, '.2f', '×')} |")
     return "\n".join(lines)
 
 
+def first_use_table(report: BenchReport) -> str:
+    """Seconds to build the Segmenter into an empty cache and again from it, per row that measured it; "" if none."""
+    built = [r for r in report.rows if r.build_cold_s is not None]
+    if not built:
+        return ""
+    lines = ["| resolution | backend | precision | build, empty cache (s) | build, warm cache (s) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r.resolution.replace('x', '×')} | {r.backend} | {r.precision} | {r.build_cold_s:.2f} "
+              f"| {_num(r.build_warm_s, '.2f')} |" for r in built]
+    return "\n".join(lines)
+
+
+TARGET_RESOLUTION = "360x640"
+"""The resolution the speed targets are stated at."""
+TARGET_BUDGET, TARGET_VS_NAIVE = 1.25, 3.0
+"""auto e2e median ≤ this × the best bare-network median of the run; auto e2e ≥ this × faster than naive."""
+
+
+def speed_targets(report: BenchReport) -> list[str]:
+    """One line per target and device with an auto e2e row at :data:`TARGET_RESOLUTION`: the numbers, met or not."""
+    lines = []
+    for auto in (r for r in report.rows if (r.mode, r.backend, r.resolution) == ("e2e", "auto", TARGET_RESOLUTION)):
+        bare = [r for r in report.rows if r.mode == "model" and r.backend not in ("auto", "naive")
+                and (r.device, r.resolution) == (auto.device, auto.resolution)]
+        res = TARGET_RESOLUTION.replace("x", "×")
+        if bare:
+            best = min(bare, key=lambda r: r.p50_ms)
+            ratio = auto.p50_ms / best.p50_ms
+            lines.append(f"- auto end to end at {res} on {auto.device} ≤ {TARGET_BUDGET:g}× the best bare-network "
+                         f"time of the same run: {auto.p50_ms:.1f} ms vs {best.p50_ms:.1f} ms ({best.backend} "
+                         f"{best.precision}) = {ratio:.2f}×: **{_met(ratio <= TARGET_BUDGET)}**")
+        if auto.vs_naive is not None:
+            lines.append(f"- auto end to end at {res} on {auto.device} ≥ {TARGET_VS_NAIVE:g}× the naive pipeline "
+                         f"(medians): {auto.vs_naive:.2f}×: **{_met(auto.vs_naive >= TARGET_VS_NAIVE)}**")
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
 def speed_table(report: BenchReport) -> str:
-    """The table of a ``seg-ros bench speed`` report (CPU columns: no GPU memory, no CRF)."""
+    """The tables of a ``seg-ros bench speed`` report (CPU columns: no GPU memory, no CRF): the rows, the
+    first-use cost where measured, and the speed targets where the report has an auto row at 360×640."""
     one_size = len({r.resolution for r in report.rows}) == 1
-    return _speed_rows_table(report) if one_size else _speed_pairs_table(report)
+    parts = [_speed_rows_table(report) if one_size else _speed_pairs_table(report), first_use_table(report),
+             "\n".join(speed_targets(report))]
+    return "\n\n".join(p for p in parts if p)
 
 
 def render_speed(data: Report) -> str:
@@ -212,4 +263,5 @@ def render_part(data: Report, part: str = "") -> str:
     return f"{provenance(data)}\n\n{renderer(data)}"
 
 
-__all__ = ["EVALUATION", "TABLES", "crf_accuracy_table", "provenance", "render_part", "report_kind", "speed_table"]
+__all__ = ["EVALUATION", "TABLES", "TARGET_BUDGET", "TARGET_RESOLUTION", "TARGET_VS_NAIVE", "crf_accuracy_table",
+           "first_use_table", "provenance", "render_part", "report_kind", "speed_table", "speed_targets"]

@@ -9,10 +9,12 @@ import numpy as np
 import torch
 
 
-def percentiles(samples: list[float]) -> tuple[float, float, float]:
-    """(fps, p50 ms, p99 ms) of per-frame times in seconds."""
+def percentiles(samples: list[float]) -> tuple[float, float, float, float]:
+    """(fps, p50 ms, p90 ms, p99 ms) of per-frame times in seconds; fps is 1 / the median time, so that one
+    slow frame cannot reorder a ranking the way it moves a mean."""
     a = np.asarray(samples)
-    return float(1.0 / a.mean()), float(np.percentile(a, 50) * 1000), float(np.percentile(a, 99) * 1000)
+    p50, p90, p99 = (float(np.percentile(a, q) * 1000) for q in (50, 90, 99))
+    return 1000.0 / p50, p50, p90, p99
 
 
 def reset_peaks(device: torch.device) -> None:

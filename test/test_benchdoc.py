@@ -205,7 +205,7 @@ def _evaluation(params: str | None) -> dict:
         seg_ros_version="0", date="2026-01-02 10:00:00", command="seg-ros evaluate --bag b",
         bag=ev.BagSummary("b", "sqlite3", 9, 10.0, 303, "/camera/image_raw", "sensor_msgs/msg/Image"),
         ground_truth=ev.GroundTruthSource(topic="/gt"),
-        model=ev.ModelSummary("d", "p", "a", "camvid", ("Sky", "Pole"), 255, "360x480", None),
+        model=ev.ModelSummary("d", "p", "a", "camvid", ("Sky", "Pole"), 255, "360x480", None, "openvino", "bf16"),
         settings={"params_file": params} if params else {},
         frames=ev.FrameCounts(101, 101, 0, (), 0, 0, "360x480"),
         metrics=ev.Accuracy(0.6853, 0.9332, {"Sky": 0.9316, "Pole": None}, {"Sky": 0.95, "Pole": None}, 10,
@@ -220,8 +220,9 @@ def test_an_evaluation_gives_a_summary_and_a_per_class_table():
     assert data["format"] == ev.REPORT_FORMAT and report_kind(data) == "evaluation"
     text = render_part(data, "summary")
     assert text.startswith("2026-01-02 10:00:00:\n\n```bash\nseg-ros evaluate --bag b\n```")
-    assert table_lines(text)[2] == ("| `config/camvid.yaml` | 360x480 | 0.685 | 0.933 | 101 of 101 | 24.76 | 39.9 "
-                                    "| 43.9 | 3.4% |")
-    assert table_lines(render_part(_evaluation(None), "summary"))[2].startswith("| defaults | 360x480 |")
+    assert table_lines(text)[2] == ("| `config/camvid.yaml` | openvino bf16 | 360x480 | 0.685 | 0.933 | 101 of 101 "
+                                    "| 24.76 | 39.9 | 43.9 | 3.4% |")
+    defaults = table_lines(render_part(_evaluation(None), "summary"))[2]
+    assert defaults.startswith("| defaults | openvino bf16 | 360x480 |")
     rows = table_lines(render_part(data, "classes"))
     assert rows[0] == "| model resolution | mIoU | Sky | Pole |" and rows[2] == "| 360x480 | 0.685 | 0.932 |  |"

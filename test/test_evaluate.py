@@ -352,7 +352,7 @@ REPORT_KEYS = ["format", "seg_ros_version", "date", "command", "bag", "ground_tr
 NESTED_KEYS = {
     "bag": ["path", "storage", "version", "duration_s", "messages", "image_topic", "image_type"],
     "model": ["description", "path", "architecture", "label_set", "classes", "ignore_id", "resolution",
-              "provenance"],
+              "provenance", "backend", "precision"],
     "frames": ["total", "scored", "missing_gt", "missing_gt_frames", "gt_without_frame", "gt_duplicate_stamps",
                "size"],
     "metrics": ["miou", "pixel_accuracy", "iou", "class_accuracy", "pixels", "confusion_matrix"],

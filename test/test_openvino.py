@@ -204,3 +204,4 @@ def test_evaluate_runs_on_openvino(tmp_path, random_model_file):
                  "--no-charts", "--quiet"]) == 0
     rep = load_report(tmp_path / "r" / "report.json")
     assert " on openvino on cpu (fp32)" in rep.model.description and rep.frames.scored == 2
+    assert (rep.model.backend, rep.model.precision) == ("openvino", "fp32")

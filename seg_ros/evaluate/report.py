@@ -76,7 +76,8 @@ class GroundTruthSource:
 @dataclass(frozen=True)
 class ModelSummary:
     """The Segmenter that ran: its one-line description, model file, architecture, label set (name, class names,
-    ignore id), inference resolution ("HxW") and the model file's provenance."""
+    ignore id), inference resolution ("HxW"), the model file's provenance, and the backend and precision it ran on
+    (what ``auto`` resolved to; empty in reports written before they were recorded)."""
 
     description: str
     path: str
@@ -86,17 +87,21 @@ class ModelSummary:
     ignore_id: int
     resolution: str
     provenance: dict[str, Any] | None
+    backend: str = ""
+    precision: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"description": self.description, "path": self.path, "architecture": self.architecture,
                 "label_set": self.label_set, "classes": list(self.classes), "ignore_id": self.ignore_id,
-                "resolution": self.resolution, "provenance": self.provenance}
+                "resolution": self.resolution, "provenance": self.provenance, "backend": self.backend,
+                "precision": self.precision}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ModelSummary:
         return cls(description=d["description"], path=d["path"], architecture=d["architecture"],
                    label_set=d["label_set"], classes=tuple(d["classes"]), ignore_id=d["ignore_id"],
-                   resolution=d["resolution"], provenance=d["provenance"])
+                   resolution=d["resolution"], provenance=d["provenance"], backend=d.get("backend", ""),
+                   precision=d.get("precision", ""))
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,8 @@ def _model_summary(seg: Segmenter) -> ModelSummary:
     ls = seg.label_set
     return ModelSummary(description=seg.describe(), path=str(seg.model_path), architecture=seg.meta.architecture,
                         label_set=ls.name, classes=tuple(ls.names), ignore_id=ls.ignore_id,
-                        resolution=format_resolution(seg.resolution), provenance=seg.meta.provenance)
+                        resolution=format_resolution(seg.resolution), provenance=seg.meta.provenance,
+                        backend=seg.backend.name, precision=seg.backend.precision)
 
 
 def _draw_charts(stage: StagedDir, report: EvaluationReport, stage_ms: dict[str, list[float]]) -> tuple[str, ...]:

@@ -207,10 +207,12 @@ def render_evaluation_summary(data: Report) -> str:
     r = EvaluationReport.from_json(data)
     m, total = r.metrics, r.latency_ms.get("total")
     params = r.settings.get("params_file")
+    ran_on = " ".join(x for x in (r.model.backend, r.model.precision) if x)  # empty in older reports
     return "\n".join([
-        "| parameters | model resolution | mIoU | pixel accuracy | scored frames | fps in the pipeline | p50 ms "
-        "| p99 ms | evaluate's own overhead |", "|" + "---|" * 9,
-        f"| {f'`{params}`' if params else 'defaults'} | {r.model.resolution} | {_num(m and m.miou, '.3f')} "
+        "| parameters | backend | model resolution | mIoU | pixel accuracy | scored frames | fps in the pipeline "
+        "| p50 ms | p99 ms | evaluate's own overhead |", "|" + "---|" * 10,
+        f"| {f'`{params}`' if params else 'defaults'} | {ran_on} "
+        f"| {r.model.resolution} | {_num(m and m.miou, '.3f')} "
         f"| {_num(m and m.pixel_accuracy, '.3f')} "
         f"| {r.frames.scored} of {r.frames.total} | {_num(r.fps, '.2f')} | {_num(total and total.p50, '.1f')} "
         f"| {_num(total and total.p99, '.1f')} | {_num(r.overhead_pct, '.1f', '%')} |"])

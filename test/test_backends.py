@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from scene_compare import compare_on_scenes, write_frames
 
 from seg_ros.cli import main
 from seg_ros.core.errors import ConfigError
-from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.io.bags import BagWriter
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import (
@@ -128,16 +128,8 @@ def test_onnxruntime_threads_do_not_spin_between_frames(random_model_file, opts)
     assert so.intra_op_num_threads == opts.threads
 
 
-def _write_frames(folder, n, size):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(generate_scene(9000 + i, size).image,
-                                                               cv2.COLOR_RGB2BGR))
-    return folder
-
-
 def test_calibration_frames_from_a_folder_and_a_bag(tmp_path):
-    folder = _write_frames(tmp_path / "frames", 5, (48, 64))
+    folder = write_frames(tmp_path / "frames", 5, (48, 64))
     frames = read_calibration_frames(folder, limit=3)
     assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
     np.testing.assert_array_equal(frames[2], generate_scene(9004, (48, 64)).image)  # evenly spaced: 0, 2, 4
@@ -162,7 +154,7 @@ def test_calibration_frames_from_a_folder_and_a_bag(tmp_path):
 def test_int8_on_the_cpu_is_calibrated_and_close_to_fp32(tmp_path):
     """The shipped model at a small size: int8 (QDQ, calibrated on 8 frames) against fp32 on the same frames."""
     size = (96, 160)
-    folder = _write_frames(tmp_path / "calib", 8, size)
+    folder = write_frames(tmp_path / "calib", 8, size)
     opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), calibration=str(folder), fallback=False)
     fp32 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", runtime=opts)
     int8 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", precision="int8",
@@ -173,16 +165,9 @@ def test_int8_on_the_cpu_is_calibrated_and_close_to_fp32(tmp_path):
 
     ops = {n.op_type for n in onnx.load(str(q)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
-    agree = []
-    for seed in range(500, 504):
-        sc = generate_scene(seed, size)
-        a, b = fp32.segment(sc.image).labels, int8.segment(sc.image).labels
-        cms[0].update(a, sc.labels)
-        cms[1].update(b, sc.labels)
-        agree.append((a == b).mean())
-    assert np.mean(agree) > 0.9
-    assert abs(cms[0].miou() - cms[1].miou()) < 0.05
+    agree, miou_fp32, miou_int8 = compare_on_scenes(fp32, int8, range(500, 504), size)
+    assert agree > 0.9
+    assert abs(miou_fp32 - miou_int8) < 0.05
     # cached: a second int8 Segmenter reuses the quantized model
     mtime = q.stat().st_mtime_ns
     Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="onnxruntime", precision="int8", runtime=opts)

@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 import torch
+from scene_compare import compare_on_scenes, write_frames
 
 from seg_ros.core.errors import ConfigError
-from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.pipeline import Segmenter
 from seg_ros.runtime import BackendUnavailableError, OpenvinoBackend, RuntimeOptions, can_run, choose_backend
 from seg_ros.synthetic import generate_scene
@@ -107,44 +107,25 @@ def test_bf16_is_close_to_fp32_or_says_it_runs_fp32(opts):
         assert bf16.backend.precision == "fp32" and "no native bf16" in bf16.backend.note
         return
     assert bf16.backend.precision == "bf16"
-    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
-    agree = []
-    for seed in range(700, 706):
-        sc = generate_scene(seed, size)
-        a, b = fp32.segment(sc.image).labels, bf16.segment(sc.image).labels
-        cms[0].update(a, sc.labels)
-        cms[1].update(b, sc.labels)
-        agree.append((a == b).mean())
-    assert np.mean(agree) > 0.98
-    assert abs(cms[0].miou() - cms[1].miou()) < 0.01
+    agree, miou_fp32, miou_bf16 = compare_on_scenes(fp32, bf16, range(700, 706), size)
+    assert agree > 0.98
+    assert abs(miou_fp32 - miou_bf16) < 0.01
 
 
 @pytest.mark.slow
 def test_int8_runs_the_calibrated_qdq_model_close_to_fp32(tmp_path):
     """The shipped model at a small size: OpenVINO int8 (the QDQ model calibrated on 8 frames, shared with the
     onnxruntime backend's cache) against OpenVINO fp32 on the same frames."""
-    import cv2
-
     size = (96, 160)
-    folder = tmp_path / "calib"
-    folder.mkdir()
-    for i in range(8):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(generate_scene(9000 + i, size).image, cv2.COLOR_RGB2BGR))
+    folder = write_frames(tmp_path / "calib", 8, size)
     opts = RuntimeOptions(cache_dir=str(tmp_path / "cache"), calibration=str(folder), fallback=False)
     fp32 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", runtime=opts)
     int8 = Segmenter(resolution=size, keep_aspect=False, device="cpu", backend="openvino", precision="int8",
                      runtime=opts)
     assert int8.backend.precision == "int8" and int8.backend.network.parent.name == "int8"
-    cms = [ConfusionMatrix(11), ConfusionMatrix(11)]
-    agree = []
-    for seed in range(500, 504):
-        sc = generate_scene(seed, size)
-        a, b = fp32.segment(sc.image).labels, int8.segment(sc.image).labels
-        cms[0].update(a, sc.labels)
-        cms[1].update(b, sc.labels)
-        agree.append((a == b).mean())
-    assert np.mean(agree) > 0.9
-    assert abs(cms[0].miou() - cms[1].miou()) < 0.01  # within a point of fp32
+    agree, miou_fp32, miou_int8 = compare_on_scenes(fp32, int8, range(500, 504), size)
+    assert agree > 0.9
+    assert abs(miou_fp32 - miou_int8) < 0.01  # within a point of fp32
     with pytest.raises(ConfigError, match="int8 needs calibration frames"):
         Segmenter(resolution=size, device="cpu", backend="openvino", precision="int8",
                   runtime=RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False))
@@ -205,3 +186,20 @@ def test_evaluate_runs_on_openvino(tmp_path, random_model_file):
     rep = load_report(tmp_path / "r" / "report.json")
     assert " on openvino on cpu (fp32)" in rep.model.description and rep.frames.scored == 2
     assert (rep.model.backend, rep.model.precision) == ("openvino", "fp32")
+
+
+def test_frames_of_ever_new_shapes_share_one_dynamic_model(random_model_file, opts):
+    """keep_aspect with frames of changing aspect ratios (a hostile or misconfigured camera): past
+    MAX_STATIC_SHAPES input shapes, one dynamic-shape model serves them all, so memory and the cache stay bounded,
+    and the labels still match torch's."""
+    from seg_ros.runtime.openvino_backend import MAX_STATIC_SHAPES
+
+    ref = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="torch")
+    seg = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=opts)
+    sizes = [(64, 96 + 8 * i) for i in range(MAX_STATIC_SHAPES + 4)]
+    for size in sizes:
+        frame = generate_scene(len(size) + size[1], size).image
+        assert (seg.segment(frame).labels == ref.segment(frame).labels).mean() > 0.999
+    assert len(seg.backend.compiled_shapes) == MAX_STATIC_SHAPES and seg.backend.dynamic_compiled
+    blobs = list((opts.cache_root() / "openvino").glob("*.blob"))
+    assert len(blobs) == MAX_STATIC_SHAPES + 1

@@ -138,6 +138,13 @@ class Backend(ABC):
             f"{', '.join(cls.precisions)}."))
 
     @classmethod
+    def require(cls, device: torch.device, precision: str, is_onnx: bool, model_name: str = "the model") -> None:
+        """Raise the refusal's error when this backend cannot run the model here (constructors call it first)."""
+        refused = cls.refusal(device, precision, is_onnx, model_name)
+        if refused is not None:
+            raise refused.error
+
+    @classmethod
     def can_run(cls, device: torch.device, precision: str, is_onnx: bool) -> tuple[bool, str]:
         """(True, why it is a good choice) or (False, why it cannot run here)."""
         refused = cls.refusal(device, precision, is_onnx)

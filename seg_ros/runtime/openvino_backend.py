@@ -2,9 +2,13 @@
 
 The ONNX form of the model (the file itself, or the cached export of a model file) is read by OpenVINO,
 reshaped to the batch's static (N, 3, h, w) and compiled for the CPU with the latency hint, one compiled model
-per input shape (static shapes let OpenVINO pick its fastest kernels). ``bf16`` runs where the CPU has native
-bfloat16 (AMX or AVX-512 BF16: OpenVINO lists ``BF16`` among its optimisation capabilities); elsewhere it runs fp32
-and says so in one log line. ``int8`` compiles the same QDQ model the onnxruntime backend runs (static
+per input shape (static shapes let OpenVINO pick its fastest kernels) for the first :data:`MAX_STATIC_SHAPES`
+shapes; any further shape (frames of ever new aspect ratios under ``keep_aspect``, hostile or not) runs on one
+model compiled with dynamic height, width and batch, so memory and the cache stay bounded.
+
+``bf16`` runs where the CPU has native bfloat16 (AMX or AVX-512 BF16: OpenVINO lists ``BF16`` among its
+optimisation capabilities); elsewhere it runs fp32 and says so in one log line. ``int8`` compiles the same
+QDQ model the onnxruntime backend runs (static
 quantization calibrated on ``runtime.calibration``'s frames, :mod:`seg_ros.runtime.quantize`), which OpenVINO
 executes with its int8 kernels (VNNI / AMX where the CPU has them).
 
@@ -29,6 +33,9 @@ from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, 
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
 
 log = logging.getLogger("seg_ros.runtime")
+
+MAX_STATIC_SHAPES = 4
+"""Input shapes that get a compiled model of their own; the others share one dynamic-shape model."""
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """seg_ros precision → OpenVINO's ``INFERENCE_PRECISION_HINT`` (int8: the QDQ model's quantized layers run int8,
@@ -73,9 +80,7 @@ class OpenvinoBackend(Backend):
 
     def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
-        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
-        if refused is not None:
-            raise refused.error
+        self.require(device, precision, source.is_onnx, source.path.name)
         ov = import_openvino()
         self.options = options = options or RuntimeOptions()
         self.device = device
@@ -106,6 +111,8 @@ class OpenvinoBackend(Backend):
         if options.threads:
             self.config["INFERENCE_NUM_THREADS"] = options.threads
         self._requests: dict[tuple[int, ...], Any] = {}
+        self._dynamic_request: Any = None
+        self._dynamic_shape = (-1, 3, *(self.model.fixed_size or (-1, -1)))
         self.compile_seconds: dict[tuple[int, ...], float] = {}
         """Seconds spent compiling (0.0: imported from the cache) per input shape, for reports."""
         h, w = self.model.fixed_size or source.input_size
@@ -116,8 +123,13 @@ class OpenvinoBackend(Backend):
 
     @property
     def compiled_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """The (N, 3, h, w) input shapes compiled so far, in order."""
+        """The (N, 3, h, w) input shapes compiled for so far (static models), in order."""
         return tuple(self._requests)
+
+    @property
+    def dynamic_compiled(self) -> bool:
+        """Whether a shape beyond the first :data:`MAX_STATIC_SHAPES` made it compile the dynamic-shape model."""
+        return self._dynamic_request is not None
 
     def cache_entry(self, shape: tuple[int, ...]) -> CacheEntry:
         """The cache entry of the compiled model for input ``shape`` (not read or made here)."""
@@ -128,9 +140,14 @@ class OpenvinoBackend(Backend):
 
     def _request(self, shape: tuple[int, ...]) -> Any:
         req = self._requests.get(shape)
-        if req is None:
+        if req is not None:
+            return req
+        if len(self._requests) < MAX_STATIC_SHAPES:
             req = self._requests[shape] = self._compiled(shape).create_infer_request()
-        return req
+            return req
+        if self._dynamic_request is None:
+            self._dynamic_request = self._compiled(self._dynamic_shape).create_infer_request()
+        return self._dynamic_request
 
     def _compiled(self, shape: tuple[int, ...]) -> Any:
         """The compiled model for ``shape``: imported from the cache, or compiled now and stored there."""
@@ -165,7 +182,7 @@ class OpenvinoBackend(Backend):
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (or labels) for ``x``; the result is a view of OpenVINO's output buffer for this input shape,
-        valid until the next call with the same shape."""
+        valid until the next call with the same shape (or, beyond the static shapes, the next call)."""
         self.model.check_input_shape(tuple(x.shape))
         fb = self.model.fixed_batch
         if fb is not None and x.shape[0] != fb:

@@ -74,9 +74,7 @@ class OrtBackend(Backend):
 
     def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
-        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
-        if refused is not None:
-            raise refused.error
+        self.require(device, precision, source.is_onnx, source.path.name)
         ort = import_onnxruntime()
         options = options or RuntimeOptions()
         cuda = device.type == "cuda"

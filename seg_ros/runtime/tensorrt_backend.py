@@ -227,9 +227,7 @@ class TensorRTBackend(Backend):
     def __init__(self, source: ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
         self.options = options = options or RuntimeOptions()
-        refused = self.refusal(device, precision, source.is_onnx, source.path.name)
-        if refused is not None:
-            raise refused.error
+        self.require(device, precision, source.is_onnx, source.path.name)
         self.trt = trt = import_tensorrt()
         if precision == "int8" and not options.calibration.strip():
             from seg_ros.runtime.calibration import read_calibration_frames

@@ -54,10 +54,7 @@ class TorchBackend(Backend):
     def __init__(self, model: nn.Module | ModelSource, device: torch.device, precision: str = "fp32",
                  options: RuntimeOptions | None = None):
         is_onnx = isinstance(model, ModelSource) and model.module is None
-        refused = self.refusal(device, precision, is_onnx,
-                               model.path.name if isinstance(model, ModelSource) else "the model")
-        if refused is not None:
-            raise refused.error
+        self.require(device, precision, is_onnx, model.path.name if isinstance(model, ModelSource) else "the model")
         if isinstance(model, ModelSource):
             model = model.module
         options = options or RuntimeOptions()

@@ -28,7 +28,7 @@ from seg_ros.core.errors import SegRosError
 from seg_ros.core.labels import CAMVID
 from seg_ros.core.machine import describe_machine
 from seg_ros.core.metrics import ConfusionMatrix
-from seg_ros.pipeline import OUTPUTS, STAGES, Segmenter, format_resolution
+from seg_ros.pipeline import STAGES, Segmenter, format_resolution
 from seg_ros.runtime import AUTO_ORDER, PRECISIONS, RuntimeOptions, can_run, resolve_device
 from seg_ros.synthetic import generate_scene
 from seg_ros.tools.benchrow import (
@@ -41,7 +41,7 @@ from seg_ros.tools.benchrow import (
     format_table,
 )
 from seg_ros.tools.naive import ONNX_RUNTIMES, NaivePipeline, bench_naive
-from seg_ros.tools.timing import peaks, percentiles, reset_peaks, synchronizer
+from seg_ros.tools.timing import E2E_MODES, E2E_OUTPUTS, peaks, percentiles, reset_peaks, synchronizer, time_calls
 
 RESOLUTIONS = [(360, 640), (512, 1024), (1024, 2048)]
 """The benchmark resolutions; ``seg-ros bench speed`` without --resolution runs these."""
@@ -59,10 +59,6 @@ def bench_devices(specs: list[str] | None) -> list[str]:
     return out
 
 
-E2E_OUTPUTS = ("labels", "color", "overlay")
-"""What the default e2e row asks for; the ``e2e+conf`` row adds the confidence map."""
-
-
 def bench_segmenter(seg: Segmenter, frame: np.ndarray, frames: int = 30, warmup: int = 5) -> list[BenchRow]:
     """Time ``seg`` on ``frame`` (already at the resolution under test): a ``model`` row (the backend alone on
     the prepared tensor), an ``e2e`` row (labels, colour, overlay) and an ``e2e+conf`` row (plus confidence)."""
@@ -76,24 +72,18 @@ def bench_segmenter(seg: Segmenter, frame: np.ndarray, frames: int = 30, warmup:
         seg.segment(frame, E2E_OUTPUTS)
         seg.segment(frame)
     sync()
-    samples = []
-    for _ in range(frames):
-        t0 = time.perf_counter()
-        seg.backend.infer(x)
-        sync()
-        samples.append(time.perf_counter() - t0)
-    fps, p50, p90, p99 = percentiles(samples)
+    fps, p50, p90, p99 = percentiles(time_calls(lambda: seg.backend.infer(x), frames, sync))
     host, gpu = peaks(seg.device)
     rows = [BenchRow("model", frames=frames, fps=fps, p50_ms=p50, p90_ms=p90, p99_ms=p99, peak_host_mb=host,
                      peak_gpu_mb=gpu, **common)]
-    for mode, outputs in (("e2e", E2E_OUTPUTS), ("e2e+conf", OUTPUTS)):
-        samples, stages = [], {s: [] for s in STAGES}
-        for _ in range(frames):
-            t0 = time.perf_counter()
-            r = seg.segment(frame, outputs)
-            samples.append(time.perf_counter() - t0)
+    for mode, outputs in E2E_MODES:
+        stages: dict[str, list[float]] = {s: [] for s in STAGES}
+
+        def keep_stages(r, stages=stages) -> None:
             for s in STAGES:
                 stages[s].append(r.timings[s])
+
+        samples = time_calls(lambda outputs=outputs: seg.segment(frame, outputs), frames, each=keep_stages)
         fps, p50, p90, p99 = percentiles(samples)
         host, gpu = peaks(seg.device)
         med = {s: float(np.median(v)) for s, v in stages.items()}

@@ -8,7 +8,6 @@ lookup and ``cv2.addWeighted``; the softmax confidence only when asked for. Time
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 
 import cv2
@@ -19,7 +18,7 @@ from seg_ros.models.modelfile import load_model, resolve_model
 from seg_ros.pipeline import format_resolution
 from seg_ros.runtime.onnx_model import load_onnx_model
 from seg_ros.tools.benchrow import BenchRow
-from seg_ros.tools.timing import peaks, percentiles, reset_peaks, synchronizer
+from seg_ros.tools.timing import E2E_MODES, peaks, percentiles, reset_peaks, synchronizer, time_calls
 
 ONNX_RUNTIMES = ("openvino", "onnxruntime")
 """The runtimes the naive baseline runs on the fp32 ONNX file."""
@@ -122,24 +121,12 @@ def bench_naive(naive: NaivePipeline, frame: np.ndarray, frames: int = 30, warmu
         naive.infer(x)
         naive.segment(frame)
     sync()
-    samples = []
-    for _ in range(frames):
-        t0 = time.perf_counter()
-        naive.infer(x)
-        sync()
-        samples.append(time.perf_counter() - t0)
-    fps, p50, p90, p99 = percentiles(samples)
+    fps, p50, p90, p99 = percentiles(time_calls(lambda: naive.infer(x), frames, sync))
     host, gpu = peaks(naive.device)
     rows = [BenchRow("model", frames=frames, fps=fps, p50_ms=p50, p90_ms=p90, p99_ms=p99, peak_host_mb=host,
                      peak_gpu_mb=gpu, **common)]
-    for mode, outputs in (("e2e", ("labels", "color", "overlay")),
-                          ("e2e+conf", ("labels", "color", "overlay", "confidence"))):
-        samples = []
-        for _ in range(frames):
-            t0 = time.perf_counter()
-            naive.segment(frame, outputs)
-            samples.append(time.perf_counter() - t0)
-        fps, p50, p90, p99 = percentiles(samples)
+    for mode, outputs in E2E_MODES:
+        fps, p50, p90, p99 = percentiles(time_calls(lambda outputs=outputs: naive.segment(frame, outputs), frames))
         host, gpu = peaks(naive.device)
         rows.append(BenchRow(mode, frames=frames, fps=fps, p50_ms=p50, p90_ms=p90, p99_ms=p99, peak_host_mb=host,
                              peak_gpu_mb=gpu, vs_naive=1.0, e2e_over_model=p50 / rows[0].p50_ms, **common))

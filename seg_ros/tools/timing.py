@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import resource
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+E2E_OUTPUTS = ("labels", "color", "overlay")
+"""What the default e2e row asks for."""
+E2E_MODES = (("e2e", E2E_OUTPUTS), ("e2e+conf", (*E2E_OUTPUTS, "confidence")))
+"""The end-to-end row modes and their outputs: the ``e2e+conf`` row adds the confidence map, so its cost shows."""
+
+
+def time_calls(fn: Callable[[], Any], frames: int, sync: Callable[[], None] | None = None,
+               each: Callable[[Any], None] | None = None) -> list[float]:
+    """Seconds each of ``frames`` calls of ``fn`` took (``sync`` waits for the device inside the timed span);
+    ``each`` sees every result after its timing."""
+    samples = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        out = fn()
+        if sync is not None:
+            sync()
+        samples.append(time.perf_counter() - t0)
+        if each is not None:
+            each(out)
+    return samples
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float, float]:

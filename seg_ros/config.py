@@ -90,10 +90,10 @@ class NodeSettings:
     backend: str = setting("auto", f"Inference backend; auto = {', else '.join(AUTO_ORDER)}.",
                            choices=BACKEND_CHOICES, reload=True)
     device: str = setting("auto", "auto, cpu or cuda:N.", reload=True)
-    precision: str = setting("fp32", "Network precision (fp16: CUDA; bf16: openvino on CPUs with AMX or AVX-512 "
-                             "BF16; int8: openvino or onnxruntime on the CPU, tensorrt; int8 needs "
-                             "runtime.calibration; auto: the fastest whose labels match fp32's, see "
-                             "docs/backends.md).", choices=PRECISION_CHOICES, reload=True)
+    precision: str = setting("auto", "Network precision; auto = the fastest that keeps fp32's labels (see "
+                             "docs/backends.md); fp16: CUDA; bf16: openvino on CPUs with AMX or AVX-512 BF16; "
+                             "int8: openvino or onnxruntime on the CPU, tensorrt, with runtime.calibration.",
+                             choices=PRECISION_CHOICES, reload=True)
     resolution: str = setting("", "Inference size HxW, e.g. 360x640; empty = the model's training size.",
                               reload=True, check=_resolution)
     keep_aspect: bool = setting(True, "Fit frames inside the resolution keeping their aspect ratio.", reload=True)

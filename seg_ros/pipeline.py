@@ -11,6 +11,11 @@ offline is the result the robot gets::
 
 The frame → network input and logits → labels steps live in
 :mod:`seg_ros.core.preprocess`, which training's validation runs too.
+Where the backend has them in its own graph (OpenVINO: normalise, upsample,
+argmax and confidence compiled around the network,
+:mod:`seg_ros.runtime.openvino_graph`) and the CRF is off, the Segmenter
+only resizes and hands it the uint8 frames; the ``infer`` stage then holds
+those steps too.
 On CUDA every stage runs on the GPU and each requested output is copied back
 once. On the CPU, resizing, colouring and blending use OpenCV/numpy, which are
 faster there than torch for uint8 images.
@@ -222,10 +227,21 @@ class Segmenter:
         if self._crf is not None and self.backend.output_kind != "labels":
             _check_crf_size(self._crf, h, w, self.label_set.num_classes)
         t0 = self._clock()
-        # _clock() synchronises the device right after preprocessing, so the upload's asynchronous copy has
-        # finished before the next frame refills its pinned buffer.
-        src = self.preprocessor.upload(frames)
-        x = self.preprocessor(src, (ih, iw))
+        if self._crf is None and not self._on_cuda and self.backend.output_kind == "logits":
+            resized = self.preprocessor.resize(frames, (ih, iw))
+            t1 = self._clock()
+            fused = self.backend.segment_resized(resized, (h, w), "confidence" in wanted)
+            if fused is not None:
+                t2 = self._clock()
+                labels, confidence = fused
+                return self._rendered_results(frames, labels, None, confidence, wanted, (t0, t1, t2), (t2, t2))
+            x = self.preprocessor.normalise(resized)
+            src = frames
+        else:
+            # _clock() synchronises the device right after preprocessing, so the upload's asynchronous copy has
+            # finished before the next frame refills its pinned buffer.
+            src = self.preprocessor.upload(frames)
+            x = self.preprocessor(src, (ih, iw))
         t1 = self._clock()
         logits = self.backend.infer(x)
         t2 = self._clock()
@@ -269,7 +285,8 @@ class Segmenter:
         # No CRF stage: a label map has no probabilities to refine.
         return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t2, t2))
 
-    def _rendered_results(self, src, labels: np.ndarray, labels_t: torch.Tensor, confidence: np.ndarray | None,
+    def _rendered_results(self, src, labels: np.ndarray, labels_t: torch.Tensor | None,
+                          confidence: np.ndarray | None,
                           wanted: frozenset[str], clocks: tuple[float, float, float],
                           crf_clocks: tuple[float, float]) -> list[SegResult]:
         """Colour and overlay (as asked for), then per-frame results with the stage timings.

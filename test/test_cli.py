@@ -249,7 +249,7 @@ def _options(argv: list[str], capsys) -> set[str]:
 
 
 ACCEL = {"--threads", "--cuda-graphs", "--calibration", "--calibration-frames", "--calibration-topic", "--cache-dir",
-         "--no-fallback", "--on-new-shape", "--max-batch", "--workspace-mib"}
+         "--no-fallback", "--on-new-shape", "--max-batch", "--workspace-mib", "--no-fuse-pre-post"}
 BENCH_OPTIONS = {
     "speed": {"--model", "--resolution", "--device", "--precision", "--backend", "--no-naive", "--accuracy-frames",
               "--quiet", "--frames", "--warmup", "--json", *ACCEL},

@@ -103,7 +103,8 @@ def test_values_convert_to_the_dataclasses():
 def test_runtime_options_keep_their_names():
     flags = {a.option_strings[0] for a in _parser("runtime")._actions if a.option_strings[0] != "-h"}
     assert flags == {"--threads", "--cuda-graphs", "--calibration", "--calibration-frames", "--calibration-topic",
-                     "--cache-dir", "--no-fallback", "--on-new-shape", "--max-batch", "--workspace-mib"}
+                     "--cache-dir", "--no-fallback", "--on-new-shape", "--max-batch", "--workspace-mib",
+                     "--no-fuse-pre-post"}
     flags = {a.option_strings[0] for a in _parser(*PIPELINE)._actions if a.option_strings[0] != "-h"}
     assert flags == {"--model", "--resolution", "--no-keep-aspect", "--device", "--precision", "--backend"}
     help_text = " ".join(_parser("runtime").format_help().split())
@@ -149,13 +150,13 @@ def test_override_options_keep_the_other_values():
 
 def test_a_commands_own_help_replaces_only_the_help():
     parser = argparse.ArgumentParser(exit_on_error=False)
-    add_options(parser, ["device", "precision", "keep_aspect"], helps={"precision": "mine (default: fp32)",
+    add_options(parser, ["device", "precision", "keep_aspect"], helps={"precision": "mine (default: auto)",
                                                                        "keep_aspect": "stretch"})
     help_text = " ".join(parser.format_help().split())
-    assert "mine (default: fp32)" in help_text and "Network precision" not in help_text
+    assert "mine (default: auto)" in help_text and "Network precision" not in help_text
     assert "--no-keep-aspect stretch" in help_text and "auto, cpu or cuda:N. Default: auto." in help_text
     args = parser.parse_args(["--no-keep-aspect"])
-    assert (args.precision, args.keep_aspect) == ("fp32", False)
+    assert (args.precision, args.keep_aspect) == ("auto", False)
     with pytest.raises(argparse.ArgumentError):
         parser.parse_args(["--precision", "fp8"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -27,6 +28,12 @@ def has_native_bf16() -> bool:
 @pytest.fixture
 def opts(tmp_path):
     return RuntimeOptions(cache_dir=str(tmp_path / "cache"), fallback=False)
+
+
+@pytest.fixture
+def plain_opts(opts):
+    """The network alone in OpenVINO, the pipeline's own steps around it (no fused graph)."""
+    return dataclasses.replace(opts, fuse_pre_post=False)
 
 
 def test_auto_picks_openvino_on_the_cpu_and_says_why(random_model_file, opts, caplog):
@@ -66,7 +73,8 @@ def test_openvino_fp32_matches_torch(random_model_file, opts):
         assert (r_ref.labels == r_ov.labels).mean() > 0.999
 
 
-def test_compiled_models_are_cached_verified_and_rebuilt(random_model_file, opts, caplog):
+def test_compiled_models_are_cached_verified_and_rebuilt(random_model_file, plain_opts, caplog):
+    opts = plain_opts
     first = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
                       runtime=opts)
     shape = (1, 3, *SIZE)
@@ -143,8 +151,9 @@ def test_a_byo_onnx_file_runs_on_openvino(tmp_path, random_model_file, opts):
     assert (seg.segment(frame).labels == ref.segment(frame).labels).mean() > 0.999
 
 
-def test_a_substituted_compiled_model_is_rebuilt(random_model_file, opts, caplog):
+def test_a_substituted_compiled_model_is_rebuilt(random_model_file, plain_opts, caplog):
     """Another shape's valid compiled model copied over an entry: the content hash differs, so it is rebuilt."""
+    opts = plain_opts
     seg = Segmenter(random_model_file, resolution=SIZE, keep_aspect=False, device="cpu", backend="openvino",
                     runtime=opts)
     seg.segment_batch(np.stack([generate_scene(1, SIZE).image] * 2))
@@ -188,18 +197,61 @@ def test_evaluate_runs_on_openvino(tmp_path, random_model_file):
     assert (rep.model.backend, rep.model.precision) == ("openvino", "fp32")
 
 
-def test_frames_of_ever_new_shapes_share_one_dynamic_model(random_model_file, opts):
+def test_frames_of_ever_new_shapes_share_one_dynamic_model(random_model_file, plain_opts):
     """keep_aspect with frames of changing aspect ratios (a hostile or misconfigured camera): past
     MAX_STATIC_SHAPES input shapes, one dynamic-shape model serves them all, so memory and the cache stay bounded,
     and the labels still match torch's."""
     from seg_ros.runtime.openvino_backend import MAX_STATIC_SHAPES
 
     ref = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="torch")
-    seg = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=opts)
+    seg = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=plain_opts)
     sizes = [(64, 96 + 8 * i) for i in range(MAX_STATIC_SHAPES + 4)]
     for size in sizes:
         frame = generate_scene(len(size) + size[1], size).image
         assert (seg.segment(frame).labels == ref.segment(frame).labels).mean() > 0.999
     assert len(seg.backend.compiled_shapes) == MAX_STATIC_SHAPES and seg.backend.dynamic_compiled
-    blobs = list((opts.cache_root() / "openvino").glob("*.blob"))
+    blobs = list((plain_opts.cache_root() / "openvino").glob("*.blob"))
     assert len(blobs) == MAX_STATIC_SHAPES + 1
+
+
+@pytest.mark.parametrize("frame_size", [SIZE, (96, 144), (40, 60)], ids=["same", "larger", "smaller"])
+def test_the_fused_graph_gives_the_pipelines_own_results(random_model_file, opts, plain_opts, frame_size):
+    """Normalise → network → upsample → argmax / max softmax inside OpenVINO's graph equals the pipeline's own
+    steps around the network alone, for frames at, above and below the inference size."""
+    fused = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=opts)
+    plain = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=plain_opts)
+    frames = np.stack([generate_scene(s, frame_size).image for s in (11, 12)])
+    for a, b in zip(fused.segment_batch(frames), plain.segment_batch(frames)):
+        assert a.labels.shape == frame_size and a.labels.dtype == np.uint8
+        assert (a.labels == b.labels).mean() > 0.999
+        np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-4)
+        same = a.labels == b.labels
+        np.testing.assert_array_equal(a.overlay[same], b.overlay[same])
+        assert a.timings["postprocess"] < b.timings["postprocess"]  # argmax and upsampling ran inside infer
+    ih, iw = fused.inference_size(*frame_size)
+    assert fused.backend.fused_graphs == (((2, ih, iw, 3), frame_size, True),)
+    assert plain.backend.fused_graphs == ()
+
+
+def test_fused_graphs_are_cached_bounded_and_skipped_with_the_crf(random_model_file, opts):
+    from seg_ros.crf import CRFConfig
+    from seg_ros.runtime.openvino_backend import MAX_FUSED_GRAPHS
+
+    ref = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="torch")
+    seg = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=opts)
+    sizes = [(64, 96 + 16 * i) for i in range(MAX_FUSED_GRAPHS + 2)]
+    for size in sizes:
+        frame = generate_scene(size[1], size).image
+        assert (seg.segment(frame, ("labels",)).labels == ref.segment(frame).labels).mean() > 0.999
+    keys = seg.backend.fused_graphs
+    assert len(keys) == MAX_FUSED_GRAPHS and [k[1] for k in keys] == sizes[:MAX_FUSED_GRAPHS]
+    assert all(seg.backend.compile_seconds[k] > 0 for k in keys)
+    # the sizes past the bound ran the network alone, with the pipeline's own steps
+    assert len(seg.backend.compiled_shapes) > 1
+    again = Segmenter(random_model_file, resolution=SIZE, device="cpu", backend="openvino", runtime=opts)
+    frame = generate_scene(sizes[0][1], sizes[0]).image
+    np.testing.assert_array_equal(again.segment(frame, ("labels",)).labels, seg.segment(frame, ("labels",)).labels)
+    assert again.backend.compile_seconds[keys[0]] == 0.0  # imported from the cache
+    again.crf = CRFConfig(iterations=1)
+    with_crf = again.segment(generate_scene(3, SIZE).image)
+    assert with_crf.timings["crf"] > 0 and again.backend.fused_graphs == (keys[0],)

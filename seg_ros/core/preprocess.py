@@ -90,12 +90,26 @@ class FramePreprocessor:
                 x = F.interpolate(x, size=(ih, iw), mode="bilinear", align_corners=False, antialias=ih < h or iw < w)
             x = (x - self._mean[:, None, None]) * self._inv_std[:, None, None]
             return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-        if (ih, iw) != (h, w):
-            interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
-            resized = np.empty((n, ih, iw, 3), np.uint8)
-            for i in range(n):
-                cv2.resize(src[i], (iw, ih), dst=resized[i], interpolation=interp)
-            src = resized
+        return self.normalise(self.resize(src, size))
+
+    @staticmethod
+    def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """(N, H, W, 3) uint8 numpy frames resized to ``size`` (h, w) with OpenCV (the frames themselves when
+        they already have that size): the first half of :meth:`__call__` for numpy frames."""
+        n, h, w, _ = frames.shape
+        ih, iw = size
+        if (ih, iw) == (h, w):
+            return frames
+        interp = cv2.INTER_AREA if ih < h and iw < w else cv2.INTER_LINEAR
+        resized = np.empty((n, ih, iw, 3), np.uint8)
+        for i in range(n):
+            cv2.resize(frames[i], (iw, ih), dst=resized[i], interpolation=interp)
+        return resized
+
+    def normalise(self, src: np.ndarray) -> torch.Tensor:
+        """(N, h, w, 3) uint8 numpy frames at the inference size → (N, 3, h, w) float32 normalised network
+        input in the backend's layout: the second half of :meth:`__call__` for numpy frames."""
+        n, ih, iw, _ = src.shape
         if not self.channels_last:
             # Planar NCHW straight from the interleaved uint8 frame: one strided pass, no extra copy.
             planar = np.empty((n, 3, ih, iw), np.float32)

@@ -8,7 +8,9 @@ The rule, for the backend chosen for fp32 on the device:
 2. Check frames: up to :data:`CHECK_FRAMES` of the calibration frames, or, without calibration frames,
    :data:`CHECK_FRAMES` synthetic street scenes at the inference size.
 3. A candidate is taken when its labels (the argmax at the network's resolution) equal fp32's on at least
-   :data:`MIN_AGREEMENT` of the check frames' pixels; the first one taken wins. Otherwise fp32 runs.
+   :data:`MIN_AGREEMENT` of the check frames' pixels **and** its median time per check frame is at least
+   :data:`MIN_SPEEDUP` times shorter than fp32's (a CPU that emulates bf16, say, gains nothing); the first one
+   taken wins. Otherwise fp32 runs.
 
 Each candidate is built like any backend (compiled models and engines come from the cache on later starts),
 so the check costs a few network runs per candidate at start-up.
@@ -17,7 +19,9 @@ so the check costs a few network runs per candidate at start-up.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,6 +33,8 @@ log = logging.getLogger("seg_ros.runtime")
 
 MIN_AGREEMENT = 0.99
 """Share of the check frames' pixels whose label must equal fp32's for a faster precision to be taken."""
+MIN_SPEEDUP = 1.1
+"""How many times faster than fp32 (median per check frame) a candidate must run to be taken."""
 CHECK_FRAMES = 8
 """How many frames the check runs on."""
 SPEED_ORDER = ("int8", "bf16", "fp16")
@@ -49,14 +55,30 @@ def check_frames(input_size: tuple[int, int], options: RuntimeOptions) -> tuple[
         f"{CHECK_FRAMES} synthetic scenes"
 
 
-def agreement(a: Backend, b: Backend, inputs: list[torch.Tensor]) -> float:
-    """Share of pixels whose label (argmax over classes, or the labels themselves) ``a`` and ``b`` agree on."""
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate against fp32 on the check frames: ``agreement``, the share of pixels (0..1) with equal labels;
+    ``speedup``, fp32's median time per frame over the candidate's."""
+
+    agreement: float
+    speedup: float
+
+
+def compare(fp32: Backend, candidate: Backend, inputs: list[torch.Tensor]) -> Comparison:
+    """Labels (argmax over classes, or the labels themselves) and times of both backends on ``inputs``; the
+    first input warms them up and is not timed (unless it is the only one)."""
     same = total = 0
-    for x in inputs:
-        la, lb = (_labels(be, be.infer(x.to(be.device))) for be in (a, b))
-        same += int((la == lb).sum())
-        total += la.numel()
-    return same / max(total, 1)
+    times: tuple[list[float], list[float]] = ([], [])
+    for i, x in enumerate(inputs):
+        labels = []
+        for be, spent in zip((fp32, candidate), times):
+            t0 = time.perf_counter()
+            labels.append(_labels(be, be.infer(x.to(be.device))))  # .cpu() waits for the device
+            if i or len(inputs) == 1:
+                spent.append(time.perf_counter() - t0)
+        same += int((labels[0] == labels[1]).sum())
+        total += labels[0].numel()
+    return Comparison(same / max(total, 1), float(np.median(times[0]) / max(np.median(times[1]), 1e-9)))
 
 
 def _labels(backend: Backend, out: torch.Tensor) -> torch.Tensor:
@@ -80,14 +102,16 @@ def choose_precision(fp32: Backend, source: ModelSource, build: Callable[[str], 
         candidate = build(precision)
         if candidate.precision != precision:  # e.g. bf16 asked, the CPU runs fp32
             continue
-        share = agreement(fp32, candidate, inputs)
-        verdict = f"{precision}: labels equal fp32's on {100 * share:.2f}% of the pixels of {what}"
-        if share >= MIN_AGREEMENT:
+        c = compare(fp32, candidate, inputs)
+        verdict = (f"{precision}: labels equal fp32's on {100 * c.agreement:.2f}% of the pixels of {what}, "
+                   f"{c.speedup:.2f}x its speed")
+        if c.agreement >= MIN_AGREEMENT and c.speedup >= MIN_SPEEDUP:
             log.info("precision auto chose %s", verdict)
             candidate.note = _joined(candidate.note, f"precision auto: {verdict}")
             return candidate
-        log.info("precision auto passed over %s (below %.0f%%)", verdict, 100 * MIN_AGREEMENT)
-    fp32.note = _joined(fp32.note, "precision auto: fp32 (no faster precision kept fp32's labels)")
+        log.info("precision auto passed over %s (needs %.0f%% and %.2fx)", verdict, 100 * MIN_AGREEMENT,
+                 MIN_SPEEDUP)
+    fp32.note = _joined(fp32.note, "precision auto: fp32 (no faster precision kept fp32's labels and ran faster)")
     return fp32
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,6 +62,8 @@ class RuntimeOptions:
     max_batch: int = setting(1, "Largest batch of a TensorRT engine's optimisation profile.", range=(1, 64))
     workspace_mib: int = setting(2048, "Scratch GPU memory TensorRT may use while building an engine, MiB; smaller "
                                  "on boards that share memory with the CPU (Jetson).", range=(64, 65536))
+    fuse_pre_post: bool = setting(True, "OpenVINO: normalise, upsample and take the argmax inside the compiled "
+                                  "graph (faster); false = the pipeline's own steps around the network.")
 
     def __post_init__(self) -> None:
         check_fields(self, "runtime.")
@@ -153,6 +156,17 @@ class Backend(ABC):
     @abstractmethod
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a normalised batch; the result may be fp16 when precision is fp16."""
+
+    def segment_resized(self, frames: np.ndarray, size: tuple[int, int], confidence: bool
+                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The whole step from resized frames to labels inside the runtime, where a backend has it.
+
+        ``frames``: (N, h, w, 3) uint8 RGB at the inference size; ``size``: the original frames' (H, W).
+        Returns (N, H, W) uint8 labels and, with ``confidence``, (N, H, W) float32 max softmax, as the pipeline's
+        normalise → :meth:`infer` → upsample → argmax would give them; None when this backend has no such
+        graph for these inputs (the default), and the pipeline runs those steps itself.
+        """
+        return None
 
     def describe(self) -> str:
         return f"{self.name} on {self.device} ({self.precision})" + (f" [{self.note}]" if self.note else "")

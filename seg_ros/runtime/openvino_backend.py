@@ -25,10 +25,12 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from seg_ros.core.cache_entry import CacheEntry, sha256_file, sha256_json
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.preprocess import POSTPROCESS_BAND_BYTES
 from seg_ros.runtime.base import Backend, BackendUnavailableError, ModelSource, Refusal, RuntimeOptions
 from seg_ros.runtime.onnx_model import OnnxModel, OnnxModelError
 
@@ -36,6 +38,9 @@ log = logging.getLogger("seg_ros.runtime")
 
 MAX_STATIC_SHAPES = 4
 """Input shapes that get a compiled model of their own; the others share one dynamic-shape model."""
+MAX_FUSED_GRAPHS = 4
+"""Fused graphs (:mod:`seg_ros.runtime.openvino_graph`, one per input shape, frame size and confidence on/off)
+compiled at most; further combinations run the network alone with the pipeline's own steps around it."""
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """seg_ros precision → OpenVINO's ``INFERENCE_PRECISION_HINT`` (int8: the QDQ model's quantized layers run int8,
@@ -110,11 +115,16 @@ class OpenvinoBackend(Backend):
                                        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
         if options.threads:
             self.config["INFERENCE_NUM_THREADS"] = options.threads
+        self.mean, self.std = source.meta.mean, source.meta.std
         self._requests: dict[tuple[int, ...], Any] = {}
+        self._fused_requests: dict[tuple[Any, ...], Any] = {}
+        self.fused_refusal = ""
+        """Why the fused graph could not be compiled for this network (then never tried again); empty if it could."""
         self._dynamic_request: Any = None
         self._dynamic_shape = (-1, 3, *(self.model.fixed_size or (-1, -1)))
-        self.compile_seconds: dict[tuple[int, ...], float] = {}
-        """Seconds spent compiling (0.0: imported from the cache) per input shape, for reports."""
+        self.compile_seconds: dict[tuple[Any, ...], float] = {}
+        """Seconds spent compiling (0.0: imported from the cache) per input shape (the fused graphs: per
+        :attr:`fused_graphs` key), for reports."""
         h, w = self.model.fixed_size or source.input_size
         self._request((self.model.fixed_batch or 1, 3, h, w))
 
@@ -131,12 +141,53 @@ class OpenvinoBackend(Backend):
         """Whether a shape beyond the first :data:`MAX_STATIC_SHAPES` made it compile the dynamic-shape model."""
         return self._dynamic_request is not None
 
-    def cache_entry(self, shape: tuple[int, ...]) -> CacheEntry:
-        """The cache entry of the compiled model for input ``shape`` (not read or made here)."""
+    @property
+    def fused_graphs(self) -> tuple[tuple[Any, ...], ...]:
+        """The fused graphs compiled so far: (input shape, frame size, confidence) each, in order."""
+        return tuple(self._fused_requests)
+
+    def cache_entry(self, shape: tuple[int, ...], fused: dict[str, Any] | None = None) -> CacheEntry:
+        """The cache entry of the compiled model for input ``shape`` (not read or made here); ``fused``: the
+        fused graph's parameters, None for the network alone."""
         source = {"onnx_sha256": self.network_sha256, "openvino": self.version, "cpu": self.cpu,
                   "precision": self.precision, "input_shape": list(shape), "config": self.config}
-        name = f"{self.network.stem}-{'x'.join(map(str, shape))}-{sha256_json(source)[:16]}.blob"
+        kind = ""
+        if fused is not None:
+            source["fused"] = fused
+            kind = "-fused"
+        name = f"{self.network.stem}-{'x'.join(map(str, shape))}{kind}-{sha256_json(source)[:16]}.blob"
         return CacheEntry.beside(self.options.cache_root() / "openvino" / name, source, "OpenVINO compiled model")
+
+    def segment_resized(self, frames: np.ndarray, size: tuple[int, int], confidence: bool
+                        ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Labels and confidence from the fused graph (:mod:`seg_ros.runtime.openvino_graph`), or None where it
+        does not apply: ``runtime.fuse_pre_post`` off, a model that outputs labels, a batch the ONNX file cannot
+        take, upsampled logits over the postprocessing memory bound, or more than :data:`MAX_FUSED_GRAPHS`
+        combinations."""
+        n, h, w, _ = frames.shape
+        key = (tuple(frames.shape), tuple(size), bool(confidence))
+        req = self._fused_requests.get(key)
+        if req is None:
+            classes = self.model.meta.label_set.num_classes
+            if (not self.options.fuse_pre_post or self.fused_refusal or self.output_kind != "logits"
+                    or self.model.fixed_batch not in (None, n)
+                    or n * classes * size[0] * size[1] * 4 > POSTPROCESS_BAND_BYTES
+                    or len(self._fused_requests) >= MAX_FUSED_GRAPHS):
+                return None
+            self.model.check_input_shape((n, 3, h, w))
+            fused = {"output_size": list(size), "confidence": bool(confidence),
+                     "mean": list(self.mean), "std": list(self.std)}
+            try:
+                req = self._compiled((n, 3, h, w), fused, key).create_infer_request()
+            except OnnxModelError as e:
+                log.warning("%s; running the pipeline's own steps around the network instead", str(e).rstrip("."))
+                self.fused_refusal = str(e)
+                return None
+            self._fused_requests[key] = req
+        req.infer({0: frames}, share_inputs=True)
+        # Copies: OpenVINO reuses its output buffers on the next call, and results outlive it (the node's queue).
+        labels = req.get_output_tensor(0).data.copy()
+        return labels, req.get_output_tensor(1).data.copy() if confidence else None
 
     def _request(self, shape: tuple[int, ...]) -> Any:
         req = self._requests.get(shape)
@@ -149,32 +200,42 @@ class OpenvinoBackend(Backend):
             self._dynamic_request = self._compiled(self._dynamic_shape).create_infer_request()
         return self._dynamic_request
 
-    def _compiled(self, shape: tuple[int, ...]) -> Any:
-        """The compiled model for ``shape``: imported from the cache, or compiled now and stored there."""
-        entry = self.cache_entry(shape)
+    def _compiled(self, shape: tuple[int, ...], fused: dict[str, Any] | None = None,
+                  key: tuple[Any, ...] | None = None) -> Any:
+        """The compiled model for ``shape`` (the fused graph with ``fused``'s parameters, else the network alone):
+        imported from the cache, or compiled now and stored there."""
+        entry = self.cache_entry(shape, fused)
+        key = key or shape
         blob = entry.load_bytes()
         if blob is not None:
             try:
                 compiled = self.core.import_model(io.BytesIO(blob), "CPU", self.config)
-                self.compile_seconds[shape] = 0.0
+                self.compile_seconds[key] = 0.0
                 return compiled
             except RuntimeError as e:
                 entry.invalidate(f"OpenVINO cannot import it ({str(e).strip().splitlines()[0][:200]})")
         t0 = time.perf_counter()
-        compiled = self._compile(shape)
-        self.compile_seconds[shape] = time.perf_counter() - t0
-        log.info("compiled %s for OpenVINO at %s (%s) in %.1f s; cached in %s", self.model.path.name,
-                 "x".join(map(str, shape)), self.precision, self.compile_seconds[shape], entry.content.parent)
+        compiled = self._compile(shape, fused)
+        self.compile_seconds[key] = time.perf_counter() - t0
+        log.info("compiled %s%s for OpenVINO at %s (%s) in %.1f s; cached in %s", self.model.path.name,
+                 " with the pipeline's steps" if fused else "", "x".join(map(str, shape)), self.precision,
+                 self.compile_seconds[key], entry.content.parent)
         exported = io.BytesIO()
         compiled.export_model(exported)
-        entry.store_bytes(exported.getvalue(), build_seconds=round(self.compile_seconds[shape], 3))
+        entry.store_bytes(exported.getvalue(), build_seconds=round(self.compile_seconds[key], 3))
         return compiled
 
-    def _compile(self, shape: tuple[int, ...]) -> Any:
+    def _compile(self, shape: tuple[int, ...], fused: dict[str, Any] | None) -> Any:
         path = self.network
         try:
             net = self.core.read_model(str(path))
-            net.reshape({self.model.input_name: list(shape)})
+            if fused is None:
+                net.reshape({self.model.input_name: list(shape)})
+            else:
+                from seg_ros.runtime.openvino_graph import fused_model
+
+                net = fused_model(net, self.model.input_name, self.model.output_name, shape,
+                                  tuple(fused["output_size"]), fused["mean"], fused["std"], fused["confidence"])
             return self.core.compile_model(net, "CPU", self.config)
         except RuntimeError as e:
             raise OnnxModelError(f"OpenVINO cannot compile {path.name} for {'x'.join(map(str, shape))} "

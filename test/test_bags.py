@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from seg_ros.cli import main
 from seg_ros.core.errors import InputError
 from seg_ros.core.labels import CAMVID, CITYSCAPES_LABEL_TO_TRAIN
 from seg_ros.io.bags import (
@@ -20,8 +21,11 @@ from seg_ros.io.bags import (
     BagWriteError,
     BagWriter,
     CameraIntrinsics,
+    CameraTopics,
     EmptyBagError,
+    recorded_cameras,
     write_dataset_bag,
+    write_multi_camera_bag,
 )
 from seg_ros.io.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
 from seg_ros.io.messages import MessageError
@@ -302,3 +306,98 @@ def test_label_ids_outside_the_label_set_are_refused_at_conversion(tmp_path, sce
     bad[0, 0] = CAMVID.ignore_id  # void is fine
     _png(tmp_path / "labs" / "a.png", bad)
     assert list(ImageFolderSource(tmp_path / "imgs", tmp_path / "labs"))[0].labels[0, 0] == 11
+
+
+# -- several cameras ---------------------------------------------------------------------------------------------
+
+def test_multi_camera_bag_has_each_cameras_topics_with_the_same_stamps(tmp_path):
+    s = write_multi_camera_bag([("front", SyntheticDriveSource(7, 3, (48, 64))),
+                                ("rear", SyntheticDriveSource(8, 3, (48, 64)))], tmp_path / "b", fps=5.0,
+                               progress=False)
+    assert s.frames == 3 and [(c.topics.name, c.frames, c.labelled) for c in s.cameras] == [("front", 3, 3),
+                                                                                             ("rear", 3, 3)]
+    with BagReader(tmp_path / "b") as r:
+        assert {t.name: (t.msgtype, t.count) for t in r.info.topics} == {
+            f"/{n}/{t}": (ty, 3) for n in ("front", "rear")
+            for t, ty in (("image_raw", IMAGE), ("gt_labels", IMAGE), ("camera_info", CAMERA_INFO))}
+        assert r.info.custom == {
+            "seg_ros.gt_label_set": "camvid", "seg_ros.cameras": "front,rear",
+            **{f"seg_ros.cameras.{n}.{k}": f"/{n}/{t}" for n in ("front", "rear")
+               for k, t in (("image_topic", "image_raw"), ("gt_topic", "gt_labels"),
+                            ("camera_info_topic", "camera_info"))},
+            "seg_ros.cameras.front.source": "synthetic drive seed 7, 3 frames at 48x64",
+            "seg_ros.cameras.rear.source": "synthetic drive seed 8, 3 frames at 48x64"}
+        assert recorded_cameras(r.info) == (
+            CameraTopics("front", "/front/image_raw", "/front/gt_labels", "/front/camera_info"),
+            CameraTopics("rear", "/rear/image_raw", "/rear/gt_labels", "/rear/camera_info"))
+        images = {n: list(r.images(f"/{n}/image_raw")) for n in ("front", "rear")}
+        gts = {n: list(r.images(f"/{n}/gt_labels")) for n in ("front", "rear")}
+        infos = {n: list(r.camera_infos(f"/{n}/camera_info")) for n in ("front", "rear")}
+    stamps = [T0 + 200_000_000 * i for i in range(3)]
+    for n, seed in (("front", 7), ("rear", 8)):
+        assert [m.stamp_ns for m in images[n]] == [m.stamp_ns for m in gts[n]] == [i.stamp_ns for i in infos[n]]
+        assert [m.stamp_ns for m in images[n]] == stamps
+        assert {m.frame_id for m in images[n]} == {m.frame_id for m in gts[n]} == {i.frame_id for i in infos[n]} == {n}
+        for im, gt, sc in zip(images[n], gts[n], generate_drive(seed, 3, (48, 64))):
+            assert np.array_equal(im.to_rgb(), sc.image) and np.array_equal(gt.to_labels(), sc.labels)
+    assert all(not np.array_equal(f.to_rgb(), r.to_rgb()) for f, r in zip(images["front"], images["rear"]))
+
+
+def test_a_one_camera_bag_records_no_cameras_and_jpeg_cameras_get_compressed_topics(tmp_path):
+    write_dataset_bag(SyntheticDriveSource(1, 1, (48, 64)), tmp_path / "one", progress=False)
+    with BagReader(tmp_path / "one") as r:
+        assert recorded_cameras(r.info) == () and "seg_ros.cameras" not in r.info.custom
+    s = write_multi_camera_bag([("left", SyntheticDriveSource(1, 2, (48, 64))),
+                                ("right", SyntheticDriveSource(2, 3, (48, 64)))], tmp_path / "j", image_format="jpeg",
+                               progress=False)
+    assert s.frames == 2  # as many as the shortest source holds
+    with BagReader(tmp_path / "j") as r:
+        assert r.info.topic("/right/image_raw/compressed").msgtype == COMPRESSED_IMAGE
+        assert r.info.topic("/right/image_raw/compressed").count == 2 and r.info.topic("/right/gt_labels").count == 2
+
+
+def test_recorded_cameras_without_their_topics_are_corrupt_metadata(tmp_path, scenes):
+    with BagWriter(tmp_path / "b", custom={"seg_ros.cameras": "front"}) as w:
+        w.write_image("/front/image_raw", scenes[0].image, T0)
+    with BagReader(tmp_path / "b") as r:
+        with pytest.raises(BagCorruptError, match="records camera front without seg_ros.cameras.front.image_topic"):
+            recorded_cameras(r.info)
+
+
+def test_bag_from_dataset_writes_one_drive_per_camera(tmp_path, capsys):
+    assert main(["bag-from-dataset", "--synthetic", "2", "--size", "48x64", "--seed", "40", "--cameras",
+                 "front,rear_1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 cameras of 2 frames each" in out and "camera rear_1 (synthetic drive seed 41, 2 frames at 48x64" in out
+    with BagReader(tmp_path / "b") as r:
+        assert [c.name for c in recorded_cameras(r.info)] == ["front", "rear_1"]
+        for name, seed in (("front", 40), ("rear_1", 41)):
+            first = next(r.images(f"/{name}/image_raw")).to_rgb()
+            assert np.array_equal(first, next(iter(generate_drive(seed, 2, (48, 64)))).image)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--cameras", "front,1rear"], "camera name '1rear' is not a ROS name token: it must start with a letter"),
+    (["--cameras", "front,"], "camera name '' is not a ROS name token"),
+    (["--cameras", "front,back-left"], "camera name 'back-left' is not a ROS name token"),
+    (["--cameras", "front,rear,front"], "camera names must differ; front is given more than once."),
+    (["--cameras", "front,rear", "--image-topic", "/x"], "--image-topic cannot be combined with --cameras"),
+    (["--cameras", "front,rear", "--gt-topic", "/x", "--camera-info-topic", "/y"],
+     "--gt-topic, --camera-info-topic cannot be combined with --cameras"),
+    (["--cameras", "front", "--frame-id", "cam"], "--frame-id cannot be combined with --cameras"),
+])
+def test_bad_cameras_are_one_sentence_and_exit_2(tmp_path, capsys, extra, message):
+    rc = main(["bag-from-dataset", "--synthetic", "2", "--size", "48x64", "--out", str(tmp_path / "b"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("seg-ros bag-from-dataset: error: ") and message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cameras_need_a_synthetic_source(tmp_path, capsys, scenes):
+    _png(tmp_path / "imgs" / "a.png", scenes[0].image)
+    rc = main(["bag-from-dataset", "--images", str(tmp_path / "imgs"), "--cameras", "front,rear",
+               "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["seg-ros bag-from-dataset: error: --cameras goes with --synthetic N (one synthetic "
+                               "drive per camera)."]
+    assert not (tmp_path / "b").exists()

@@ -16,6 +16,7 @@ from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.evaluate import (
     Accuracy,
     BagSummary,
+    CameraResult,
     EvalOptions,
     EvaluationReport,
     FrameCounts,
@@ -29,7 +30,7 @@ from seg_ros.evaluate import (
     evaluate_bag,
     load_report,
 )
-from seg_ros.io.bags import BagReader, BagWriter, write_dataset_bag
+from seg_ros.io.bags import BagReader, BagWriter, write_dataset_bag, write_multi_camera_bag
 from seg_ros.io.datasets import ImageFolderSource, SyntheticDriveSource
 from seg_ros.pipeline import Segmenter
 from seg_ros.synthetic import generate_drive
@@ -90,6 +91,7 @@ def test_evaluate_scores_every_frame_and_writes_report_and_bag(tmp_path, drive_b
                                                       "latency_histogram.png", "report.json", "report.md"]
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == rep.to_json() and load_report(out / "report.json") == rep
+    assert list(on_disk) == REPORT_KEYS and rep.cameras == ()  # one camera: no per-camera block
     for png in out.glob("*.png"):
         assert cv2.imread(str(png)).shape[0] > 200
     md = (out / "report.md").read_text()
@@ -187,8 +189,8 @@ def test_ground_truth_messages_are_paired_by_stamp_not_by_order(tmp_path, seg, s
             elif i == 2:  # 5 s late: outside the window
                 w.write_image("/gt", s.labels, stamp, log_time_ns=stamp + 5_000_000_000)
             w.write_image("/cam", s.image, stamp)
-    rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", image_topic="/cam", gt_topic="/gt",
-                                   charts=False, progress=False), seg, log=_quiet)
+    rep = evaluate_bag(EvalOptions(bag=tmp_path / "bag", out=tmp_path / "r", image_topics=("/cam",),
+                                   gt_topics=("/gt",), charts=False, progress=False), seg, log=_quiet)
     fr = rep.frames
     assert (fr.scored, fr.missing_gt, fr.gt_without_frame) == (2, 2, 1)
     assert [x.index for x in fr.missing_gt_frames] == [2, 3]
@@ -419,3 +421,138 @@ def test_load_report_refuses_a_truncated_report(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(d))
     with pytest.raises(InputError, match="incomplete or malformed"):
         load_report(tmp_path / "r.json")
+
+
+
+# -- several cameras ---------------------------------------------------------------------------------------------
+
+CAMERAS = {"front": 31, "rear": 32}  # name → synthetic drive seed
+
+
+@pytest.fixture(scope="module")
+def camera_scenes():
+    return {n: list(generate_drive(seed, 4, SIZE)) for n, seed in CAMERAS.items()}
+
+
+@pytest.fixture(scope="module")
+def two_camera_bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "two"
+    write_multi_camera_bag([(n, SyntheticDriveSource(seed, 4, SIZE)) for n, seed in CAMERAS.items()], path,
+                           progress=False)
+    return path
+
+
+def test_evaluate_scores_every_camera_of_a_two_camera_bag(tmp_path, two_camera_bag, camera_scenes, seg, capsys):
+    out, out_bag = tmp_path / "r", tmp_path / "o"
+    rep = evaluate_bag(EvalOptions(bag=two_camera_bag, out=out, out_bag=out_bag, progress=False), seg)
+    refs = {n: _reference(seg, sc) for n, sc in camera_scenes.items()}
+    assert [(c.name, c.image_topic, c.gt_topic) for c in rep.cameras] == [
+        ("front", "/front/image_raw", "/front/gt_labels"), ("rear", "/rear/image_raw", "/rear/gt_labels")]
+    for c in rep.cameras:
+        assert (c.frames.total, c.frames.scored, c.frames.missing_gt, c.frames.size) == (4, 4, 0, "48x64")
+        assert [list(row) for row in c.metrics.confusion_matrix] == refs[c.name][1].matrix.tolist()
+        assert c.metrics.miou == pytest.approx(refs[c.name][1].miou()) and c.latency_ms.p50 > 0
+        assert c.output_topics == tuple(f"/segmentation_node/{c.name}/{t}" for t in ("labels", "color", "overlay"))
+    assert rep.cameras[0].metrics.confusion_matrix != rep.cameras[1].metrics.confusion_matrix
+    # the total: one confusion matrix summed over the cameras, the frames of both
+    summed = np.sum([np.asarray(c.metrics.confusion_matrix) for c in rep.cameras], axis=0)
+    assert np.array_equal(np.asarray(rep.metrics.confusion_matrix), summed)
+    assert (rep.frames.total, rep.frames.scored, rep.metrics.pixels) == (8, 8, 8 * 48 * 64)
+    assert rep.bag.image_topic == "/front/image_raw, /rear/image_raw"
+    assert rep.ground_truth == GroundTruthSource(topic="/front/gt_labels, /rear/gt_labels")
+    d = json.loads((out / "report.json").read_text())
+    assert list(d) == [*REPORT_KEYS[:10], "cameras", *REPORT_KEYS[10:]]
+    assert [c["frames"]["scored"] for c in d["cameras"]] == [4, 4] and load_report(out / "report.json") == rep
+    md = (out / "report.md").read_text()
+    assert "| class | IoU | accuracy | front IoU | rear IoU |" in md
+    assert f"| rear | `/rear/image_raw` | `/rear/gt_labels` | 4 | 4 | {rep.cameras[1].metrics.miou:.3f} |" in md
+    printed = capsys.readouterr().out
+    assert f"camera front (/front/image_raw): mIoU {rep.cameras[0].metrics.miou:.3f}" in printed
+    # each camera's outputs under its own namespace, with its frames' stamps
+    with BagReader(out_bag) as r:
+        assert {t.name: t.count for t in r.info.topics} == {
+            **{f"/{n}/{t}": 4 for n in CAMERAS for t in ("image_raw", "camera_info")},
+            **{f"/segmentation_node/{n}/{t}": 4 for n in CAMERAS for t in ("labels", "color", "overlay")}}
+        for n, (results, _) in refs.items():
+            labels = list(r.images(f"/segmentation_node/{n}/labels"))
+            assert [m.stamp_ns for m in labels] == [T0 + i * DT for i in range(4)]
+            assert all(m.frame_id == n for m in labels)
+            assert all(np.array_equal(m.to_labels(), x.labels) for m, x in zip(labels, results))
+
+
+def test_the_total_over_cameras_is_the_score_of_the_same_frames_as_one_camera(tmp_path, two_camera_bag,
+                                                                               camera_scenes, seg):
+    rep = evaluate_bag(EvalOptions(bag=two_camera_bag, out=tmp_path / "r", charts=False, progress=False), seg,
+                       log=_quiet)
+    with BagWriter(tmp_path / "one") as w:  # the same eight frames, one camera after the other
+        for i, s in enumerate(camera_scenes["front"] + camera_scenes["rear"]):
+            w.write_image("/cam", s.image, T0 + i * DT)
+            w.write_image("/gt", s.labels, T0 + i * DT)
+    one = evaluate_bag(EvalOptions(bag=tmp_path / "one", out=tmp_path / "r1", image_topics=("/cam",),
+                                   gt_topics=("/gt",), charts=False, progress=False), seg, log=_quiet)
+    assert one.cameras == () and one.frames.scored == 8
+    assert rep.metrics.confusion_matrix == one.metrics.confusion_matrix
+    assert rep.metrics.miou == one.metrics.miou and rep.metrics.pixel_accuracy == one.metrics.pixel_accuracy
+
+
+def test_repeated_topic_options_choose_and_order_the_cameras(tmp_path, two_camera_bag, random_model_file):
+    common = ["--model", str(random_model_file), "--device", "cpu", "--resolution", "32x48", "--no-charts",
+              "--quiet"]
+    assert main(["evaluate", "--bag", str(two_camera_bag), "--out", str(tmp_path / "a"), *common,
+                 "--image-topic", "/rear/image_raw", "--gt-topic", "/rear/gt_labels",
+                 "--image-topic", "/front/image_raw", "--gt-topic", "/front/gt_labels"]) == 0
+    both = load_report(tmp_path / "a" / "report.json")
+    assert [(c.name, c.frames.scored) for c in both.cameras] == [("rear", 4), ("front", 4)]
+    # one camera named: a one-camera report, its ground truth found among the recorded cameras
+    assert main(["evaluate", "--bag", str(two_camera_bag), "--out", str(tmp_path / "b"), *common,
+                 "--image-topic", "/rear/image_raw"]) == 0
+    d = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert list(d) == REPORT_KEYS and d["ground_truth"] == {"topic": "/rear/gt_labels"}
+    assert d["frames"]["scored"] == 4 and d["metrics"]["confusion_matrix"] == [
+        list(row) for row in both.cameras[0].metrics.confusion_matrix]
+    # --limit takes the first frames of each camera
+    assert main(["evaluate", "--bag", str(two_camera_bag), "--out", str(tmp_path / "c"), *common, "--limit", "2"]) == 0
+    limited = load_report(tmp_path / "c" / "report.json")
+    assert [(c.name, c.frames.total, c.frames.scored) for c in limited.cameras] == [("front", 2, 2), ("rear", 2, 2)]
+    assert limited.frames.total == 4
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--image-topic", "/front/image_raw", "--image-topic", "/rear/image_raw", "--gt-topic", "/front/gt_labels"],
+     "give one --gt-topic per --image-topic, in the same order, not 1 ground-truth topics for 2 image topics."),
+    (["--gt-topic", "/front/gt_labels", "--gt-topic", "/rear/gt_labels"],
+     "name the camera of each --gt-topic with --image-topic, in the same order."),
+    (["--gt-topic", "/front/gt_labels"], r"records 2 cameras \(front, rear\); name the camera of the ground truth"),
+    (["--image-topic", "/front/image_raw", "--image-topic", "/front/image_raw"],
+     "--image-topic /front/image_raw is given more than once."),
+    (["--image-topic", "/front/image_raw", "--image-topic", "/rear/image_raw", "--gt-dir", "GT"],
+     "--gt-dir holds the labels of one camera; give it with one --image-topic, not 2."),
+    (["--image-topic", "/front/image_raw", "--image-topic", "/side/image_raw"],
+     "image topic /side/image_raw is not in bag"),
+])
+def test_bad_camera_options_are_one_sentence_exit_2(tmp_path, two_camera_bag, random_model_file, capsys, extra,
+                                                     message):
+    (tmp_path / "GT").mkdir()
+    cv2.imwrite(str(tmp_path / "GT" / "0.png"), np.zeros(SIZE, np.uint8))
+    extra = [str(tmp_path / "GT") if x == "GT" else x for x in extra]
+    rc = main(["evaluate", "--bag", str(two_camera_bag), "--model", str(random_model_file), "--device", "cpu",
+               "--resolution", "32x48", "--out", str(tmp_path / "r"), "--quiet", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("seg-ros evaluate: error: ")
+    assert re.search(message if message.startswith("records") else re.escape(message), err[0]), err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_json_round_trip_with_cameras():
+    rep = _hand_made_report(True, GroundTruthSource(topic="/a/gt, /b/gt"))
+    cams = tuple(CameraResult(n, f"/{n}/image", "sensor_msgs/msg/Image", f"/{n}/gt", rep.frames, rep.metrics,
+                              LatencyStats.of([1.0, 2.0]), (f"/s/{n}/labels",)) for n in ("a", "b"))
+    cams += (CameraResult("c", "/c/image", "sensor_msgs/msg/Image", None, rep.frames, None, None),)
+    with_cameras = EvaluationReport(**{**rep.__dict__, "cameras": cams})
+    d = with_cameras.to_json()
+    assert list(d) == [*REPORT_KEYS[:10], "cameras", *REPORT_KEYS[10:]]
+    assert list(d["cameras"][0]) == ["name", "image_topic", "image_type", "gt_topic", "frames", "metrics",
+                                     "latency_ms", "output_topics"]
+    assert d["cameras"][2]["metrics"] is None and d["cameras"][2]["latency_ms"] is None
+    assert EvaluationReport.from_json(json.loads(json.dumps(d))) == with_cameras
+    assert "cameras" not in rep.to_json() and EvaluationReport.from_json(rep.to_json()).cameras == ()

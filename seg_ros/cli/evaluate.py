@@ -19,9 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Replay every frame of a bag (lossless stepping) through the Segmenter configured "
                                    "by the node's parameter file; score against ground truth; write a report.")
     p.add_argument("--bag", help="bag folder or .db3 / .mcap file")
-    p.add_argument("--image-topic", help="camera topic (Image or CompressedImage); default: the bag's only one")
+    p.add_argument("--image-topic", action="append",
+                   help="camera topic (Image or CompressedImage), repeatable to score several cameras; default: every "
+                        "camera a multi-camera bag records, else the bag's only one")
     gt = p.add_mutually_exclusive_group()
-    gt.add_argument("--gt-topic", help="mono8 ground-truth labels, matched to frames by header stamp")
+    gt.add_argument("--gt-topic", action="append",
+                    help="mono8 ground-truth labels, matched to frames by header stamp; repeatable, one per "
+                         "--image-topic in the same order (default: the topics the bag records)")
     gt.add_argument("--gt-dir", help="label PNGs named by frame stamp (ns) or index, see --gt-match")
     p.add_argument("--gt-match", choices=["stamp", "index"], default="stamp",
                    help="with --gt-dir: file NAME.png is the frame whose header stamp in ns (stamp) or whose 0-based "
@@ -37,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="eval_out", help="report folder (default: %(default)s)")
     p.add_argument("--out-bag", help="also write a bag with labels / color / overlay topics (input stamps)")
     p.add_argument("--out-prefix", default="/segmentation_node",
-                   help="namespace of the output topics, as the node's (default: %(default)s)")
+                   help="namespace of the output topics, as the node's; with several cameras each camera's outputs "
+                        "are under <prefix>/<camera> (default: %(default)s)")
     p.add_argument("--out-storage", choices=STORAGES, help="output bag storage (default: the input bag's)")
     p.add_argument("--out-distro", choices=sorted(DISTRO_VERSIONS), default="jazzy",
                    help="output bag for this ROS 2 distribution (default: jazzy)")
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> None:
     if args.bag is None:
         raise SegRosError("give --bag BAG to evaluate (or --compare A.json B.json).")
     opts = EvalOptions(
-        bag=Path(args.bag), out=Path(args.out), image_topic=args.image_topic, gt_topic=args.gt_topic,
+        bag=Path(args.bag), out=Path(args.out), image_topics=tuple(args.image_topic or ()),
+        gt_topics=tuple(args.gt_topic or ()),
         gt_dir=Path(args.gt_dir) if args.gt_dir else None, gt_match=args.gt_match, gt_window_s=args.gt_window,
         out_bag=Path(args.out_bag) if args.out_bag else None, out_prefix=args.out_prefix,
         out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,

@@ -19,13 +19,21 @@ camera_info plus ``<prefix>/labels`` (mono8), ``<prefix>/color`` and
 ``<prefix>/overlay`` (rgb8), every message carrying its input frame's header
 and log time.
 
-Modules: ``options`` (what to run, checked before any work), ``ground_truth``
+Several cameras: with a bag written by ``bag-from-dataset --cameras`` (or
+several image topics named), every camera is replayed in the same pass and
+scored on its own; the report holds one :class:`CameraResult` per camera and
+the total over all of them (one confusion matrix summed over the cameras).
+The output bag then has ``<prefix>/<camera>/labels`` (``/color``, ``/overlay``).
+
+Modules: ``options`` (what to run, checked before any work), ``cameras``
+(which cameras, their topics and names), ``ground_truth``
 (label PNG folders), ``replay`` (frames paired with ground truth by stamp),
 ``tally`` (per-frame times and counts), ``report`` (the typed report and
 report.json), ``markdown`` (terminal summary, report.md, comparison),
 ``run`` (:func:`evaluate_bag`), ``plots`` (the charts).
 """
 
+from seg_ros.evaluate.cameras import CameraInput, camera_name, resolve_cameras
 from seg_ros.evaluate.ground_truth import GT_MATCHES, GroundTruthDir
 from seg_ros.evaluate.markdown import compare_reports, report_markdown, summary_lines
 from seg_ros.evaluate.options import EvalOptions, check_options
@@ -33,6 +41,7 @@ from seg_ros.evaluate.report import (
     REPORT_FORMAT,
     Accuracy,
     BagSummary,
+    CameraResult,
     EvaluationReport,
     FrameCounts,
     GroundTruthSource,
@@ -47,8 +56,8 @@ from seg_ros.evaluate.segmenter import segmenter_from_params
 from seg_ros.evaluate.tally import MAX_LISTED, OVERHEAD_STAGES
 
 __all__ = [
-    "GT_MATCHES", "MAX_LISTED", "OVERHEAD_STAGES", "REPORT_FORMAT", "Accuracy", "BagSummary", "EvalOptions",
-    "EvaluationReport", "FrameCounts", "GroundTruthDir", "GroundTruthSource", "LatencyStats", "MissingFrame",
-    "ModelSummary", "OutputBag", "check_options", "compare_reports", "evaluate_bag", "load_report",
-    "report_markdown", "segmenter_from_params", "summary_lines",
+    "GT_MATCHES", "MAX_LISTED", "OVERHEAD_STAGES", "REPORT_FORMAT", "Accuracy", "BagSummary", "CameraInput",
+    "CameraResult", "EvalOptions", "EvaluationReport", "FrameCounts", "GroundTruthDir", "GroundTruthSource",
+    "LatencyStats", "MissingFrame", "ModelSummary", "OutputBag", "camera_name", "check_options", "compare_reports",
+    "evaluate_bag", "load_report", "report_markdown", "resolve_cameras", "segmenter_from_params", "summary_lines",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from seg_ros.evaluate.report import EvaluationReport, LatencyStats
+from collections.abc import Sequence
+
+from seg_ros.evaluate.report import Accuracy, CameraResult, EvaluationReport, LatencyStats
 from seg_ros.pipeline import STAGES
 
 IOU_CHART = "iou_per_class.png"
@@ -28,11 +30,42 @@ def summary_lines(report: EvaluationReport) -> list[str]:
                      f"(listed in report.json under frames.missing_gt_frames)")
     if fr.gt_without_frame:
         lines.append(f"warning: {fr.gt_without_frame} ground-truth images matched no camera frame")
+    for c in report.cameras:
+        cm, cf = c.metrics, c.frames
+        scores = (f"mIoU {_f(cm.miou)}, pixel accuracy {_f(cm.pixel_accuracy)} over {cf.scored} scored frames of "
+                  f"{cf.total}" if cm is not None else f"latency only, {cf.total} frames")
+        lines.append(f"camera {c.name} ({c.image_topic}): {scores}")
     lat = report.latency_ms["total"]
     if lat:
         lines.append(f"{report.fps} fps in the pipeline (p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms per "
                      f"frame); evaluate's own overhead {_f(report.overhead_pct, 1)}% of the pipeline time")
     return lines
+
+
+def _class_table(m: Accuracy, cams: Sequence[CameraResult]) -> list[str]:
+    """Per-class IoU and accuracy of the run; with several cameras also each camera's IoU."""
+    head = "| class | IoU | accuracy |" + "".join(f" {c.name} IoU |" for c in cams)
+    rule = "|---|---|---|" + "---|" * len(cams)
+    rows = [f"| {n} | {_f(v)} | {_f(m.class_accuracy[n])} |" +
+            "".join(f" {_f(c.metrics.iou.get(n)) if c.metrics else 'n/a'} |" for c in cams) for n, v in m.iou.items()]
+    return [head, rule, *rows]
+
+
+def _camera_table(report: EvaluationReport) -> list[str]:
+    """One row per camera of a run of several cameras (nothing for one camera)."""
+    if not report.cameras:
+        return []
+    lines = [f"Cameras: {len(report.cameras)}, scored one by one; the scores above are the total over all of them "
+             "(one confusion matrix summed over the cameras).", "",
+             "| camera | image topic | ground truth | frames | scored | mIoU | pixel accuracy | p50 ms | p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in report.cameras:
+        m, lat = c.metrics, c.latency_ms
+        lines.append(f"| {c.name} | `{c.image_topic}` | {f'`{c.gt_topic}`' if c.gt_topic else 'none'} "
+                     f"| {c.frames.total} | {c.frames.scored} | {_f(m.miou if m else None)} "
+                     f"| {_f(m.pixel_accuracy if m else None)} | {_f(lat.p50 if lat else None, 2)} "
+                     f"| {_f(lat.p99 if lat else None, 2)} |")
+    return [*lines, ""]
 
 
 def report_markdown(report: EvaluationReport) -> str:
@@ -63,14 +96,13 @@ def report_markdown(report: EvaluationReport) -> str:
             f"**mIoU {_f(m.miou)}**, pixel accuracy {_f(m.pixel_accuracy)} "
             f"({m.pixels:,} scored pixels; one confusion matrix over the whole run, ignore id excluded).",
             "",
-            "| class | IoU | accuracy |",
-            "|---|---|---|",
-            *[f"| {n} | {_f(v)} | {_f(m.class_accuracy[n])} |" for n, v in m.iou.items()],
+            *_class_table(m, report.cameras),
             "",
         ]
         for png, alt in ((IOU_CHART, "per-class IoU"), (CONFUSION_CHART, "confusion matrix")):
             if png in report.charts:
                 lines += [f"![{alt}]({png})", ""]
+    lines += _camera_table(report)
     lines += [
         f"Pipeline: **{report.fps} fps** (from the mean total); {report.throughput_fps} frames/s through "
         "the whole replay including evaluate's own work.",

@@ -218,6 +218,36 @@ class OutputBag:
         return cls(path=d["path"], topics=tuple(d["topics"]))
 
 
+@dataclass(frozen=True)
+class CameraResult:
+    """One camera of a run that scored several: its name, image topic and message type, ground-truth topic (None
+    without ground truth), its frames, its scores (None without ground truth), the statistics of its frames' total
+    pipeline time (ms; None without frames) and its topics in the output bag (empty without one)."""
+
+    name: str
+    image_topic: str
+    image_type: str
+    gt_topic: str | None
+    frames: FrameCounts
+    metrics: Accuracy | None
+    latency_ms: LatencyStats | None
+    output_topics: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "image_topic": self.image_topic, "image_type": self.image_type,
+                "gt_topic": self.gt_topic, "frames": self.frames.to_json(),
+                "metrics": None if self.metrics is None else self.metrics.to_json(),
+                "latency_ms": None if self.latency_ms is None else self.latency_ms.to_json(),
+                "output_topics": list(self.output_topics)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CameraResult:
+        return cls(name=d["name"], image_topic=d["image_topic"], image_type=d["image_type"], gt_topic=d["gt_topic"],
+                   frames=FrameCounts.from_json(d["frames"]),
+                   metrics=None if d["metrics"] is None else Accuracy.from_json(d["metrics"]),
+                   latency_ms=LatencyStats.from_json(d["latency_ms"]), output_topics=tuple(d["output_topics"]))
+
+
 def _stats_to_json(block: Mapping[str, LatencyStats | None]) -> dict[str, Any]:
     return {s: None if st is None else st.to_json() for s, st in block.items()}
 
@@ -235,6 +265,12 @@ class EvaluationReport:
     through the whole replay loop; ``overhead_pct``: evaluate's own time as a share of the pipeline time (%).
     ``metrics`` is None for a run without ground truth. ``charts``: the PNG files written next to report.json;
     ``report_write_s``: seconds spent drawing them and writing report.md; ``wall_s``: the whole run (s).
+
+    ``cameras``: one result per camera of a run that scored several cameras, empty for a run of one camera (whose
+    report.json then has no ``cameras`` key, exactly as before). With several cameras every other field is the
+    total over all of them: ``metrics`` from one confusion matrix summed over the cameras, ``frames`` and the
+    latency statistics over every frame of every camera; ``bag.image_topic`` / ``bag.image_type`` and
+    ``ground_truth.topic`` join the cameras' values with ", ", and ``frames.size`` is the first camera's.
     """
 
     seg_ros_version: str
@@ -255,11 +291,13 @@ class EvaluationReport:
     charts: tuple[str, ...] = ()
     report_write_s: float | None = None
     wall_s: float | None = None
+    cameras: tuple[CameraResult, ...] = ()
     format: str = field(default=REPORT_FORMAT)
 
     def to_json(self) -> dict[str, Any]:
-        """report.json's content: plain JSON values, keys in report.json's order."""
-        return {
+        """report.json's content: plain JSON values, keys in report.json's order (``cameras`` after ``metrics``,
+        only when there are several cameras)."""
+        d = {
             "format": self.format,
             "seg_ros_version": self.seg_ros_version,
             "date": self.date,
@@ -280,6 +318,12 @@ class EvaluationReport:
             "report_write_s": self.report_write_s,
             "wall_s": self.wall_s,
         }
+        if not self.cameras:
+            return d
+        keys = list(d)
+        at = keys.index("metrics") + 1
+        cameras = [c.to_json() for c in self.cameras]
+        return {**{k: d[k] for k in keys[:at]}, "cameras": cameras, **{k: d[k] for k in keys[at:]}}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EvaluationReport:
@@ -294,7 +338,8 @@ class EvaluationReport:
             latency_ms=_stats_from_json(d["latency_ms"]), fps=d["fps"], throughput_fps=d["throughput_fps"],
             overhead_ms=_stats_from_json(d["overhead_ms"]), overhead_pct=d["overhead_pct"],
             out_bag=None if d["out_bag"] is None else OutputBag.from_json(d["out_bag"]),
-            charts=tuple(d.get("charts", ())), report_write_s=d.get("report_write_s"), wall_s=d.get("wall_s"))
+            charts=tuple(d.get("charts", ())), report_write_s=d.get("report_write_s"), wall_s=d.get("wall_s"),
+            cameras=tuple(CameraResult.from_json(c) for c in d.get("cameras", ())))
 
 
 def load_report(path: str | os.PathLike) -> EvaluationReport:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,57 +13,28 @@ import numpy as np
 from tqdm import tqdm
 
 from seg_ros import __version__
-from seg_ros.core.errors import ConfigError, InputError
+from seg_ros.core.errors import InputError
 from seg_ros.core.labels import LabelSet
 from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.core.staging import StagedDir, staged_output
+from seg_ros.evaluate.cameras import CameraInput, resolve_cameras
 from seg_ros.evaluate.ground_truth import GroundTruthDir
 from seg_ros.evaluate.markdown import CONFUSION_CHART, IOU_CHART, LATENCY_CHART, report_markdown, summary_lines
 from seg_ros.evaluate.options import EvalOptions, check_options
-from seg_ros.evaluate.replay import FramePair, Replay, pick_image_topic, recorded_gt_topic
+from seg_ros.evaluate.replay import FramePair, Replay
 from seg_ros.evaluate.report import (
     Accuracy,
     BagSummary,
+    CameraResult,
     EvaluationReport,
     GroundTruthSource,
     ModelSummary,
     OutputBag,
 )
 from seg_ros.evaluate.tally import RunTally
-from seg_ros.io.bags import CAMERA_INFO, CUSTOM_LABEL_SET, IMAGE, BagInfo, BagReader, BagWriter
+from seg_ros.io.bags import CAMERA_INFO, BagInfo, BagReader, BagWriter
 from seg_ros.io.datasets import check_label_ids, read_labels
 from seg_ros.pipeline import Segmenter, format_resolution
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """The topics a run reads: the camera topic (its message type and count), the ground-truth topic if any."""
-
-    image_topic: str
-    image_type: str
-    image_count: int
-    gt_topic: str | None
-
-
-def _resolve_inputs(reader: BagReader, opts: EvalOptions, gt_dir: GroundTruthDir | None,
-                    label_set: LabelSet) -> _Inputs:
-    info = reader.info
-    if info.message_count == 0:
-        reader.require_topic(opts.image_topic or "")  # raises EmptyBagError
-    image_topic = pick_image_topic(info, opts.image_topic, opts.gt_topic)
-    image_info = reader.require_topic(image_topic)
-    gt_topic = opts.gt_topic
-    if gt_topic is None and gt_dir is None:
-        gt_topic = recorded_gt_topic(info)
-    if gt_topic is not None:
-        if gt_topic == image_topic:
-            raise ConfigError(f"the ground-truth topic and the image topic are both {gt_topic}.")
-        reader.require_topic(gt_topic, (IMAGE,), role="ground-truth")
-        bag_labels = info.custom.get(CUSTOM_LABEL_SET)
-        if bag_labels and bag_labels != label_set.name:
-            raise ConfigError(f"the ground truth in bag {opts.bag} uses the {bag_labels} label set but the model "
-                              f"predicts {label_set.name}; evaluate it with a {bag_labels} model.")
-    return _Inputs(image_topic, image_info.msgtype, image_info.count, gt_topic)
 
 
 def _ground_truth(pair: FramePair, gt_dir: GroundTruthDir | None, frame_hw: tuple[int, int], label_set: LabelSet,
@@ -84,16 +55,20 @@ def _ground_truth(pair: FramePair, gt_dir: GroundTruthDir | None, frame_hw: tupl
 
 
 def _replay(replay: Replay, segmenter: Segmenter, opts: EvalOptions, gt_dir: GroundTruthDir | None,
-            cm: ConfusionMatrix | None, writer: BagWriter | None, total: int) -> tuple[RunTally, float]:
-    """Segment (and score, with ``cm``) the first ``total`` frames of ``replay``; returns the tally and the
-    seconds the loop took."""
-    tally = RunTally()
+            cms: Sequence[ConfusionMatrix | None], writer: BagWriter | None, totals: Sequence[int],
+            output_topics: Sequence[tuple[str, str, str]]) -> tuple[list[RunTally], float]:
+    """Segment (and score, where a camera has a confusion matrix in ``cms``) the first ``totals[k]`` frames of
+    camera k of ``replay``; returns one tally per camera and the seconds the loop took."""
+    tallies = [RunTally() for _ in totals]
     outputs = ("labels", "color", "overlay") if writer else ("labels",)
-    bar = tqdm(total=total, desc="evaluate", unit="frame", disable=not opts.progress)
+    bar = tqdm(total=sum(totals), desc="evaluate", unit="frame", disable=not opts.progress)
     loop0 = time.perf_counter()
     for pair in replay:
-        if tally.frames >= total:
-            break
+        tally, cm = tallies[pair.camera], cms[pair.camera]
+        if tally.frames >= totals[pair.camera]:
+            if all(t.frames >= n for t, n in zip(tallies, totals)):
+                break
+            continue
         f = pair.frame
         t0 = time.perf_counter()
         rgb = f.to_rgb(opts.max_pixels)
@@ -109,20 +84,52 @@ def _replay(replay: Replay, segmenter: Segmenter, opts: EvalOptions, gt_dir: Gro
         t3 = time.perf_counter()
         if writer is not None:
             writer.write_raw(f.topic, f.msgtype, f.raw, f.log_time_ns)
-            for topic, arr in zip(opts.output_topics, (r.labels, r.color, r.overlay)):
+            for topic, arr in zip(output_topics[pair.camera], (r.labels, r.color, r.overlay)):
                 writer.write_image(topic, arr, f.stamp_ns, f.frame_id, f.log_time_ns)
         t4 = time.perf_counter()
         tally.add_frame((rgb.shape[0], rgb.shape[1]), r.timings,
                         {"read": pair.read_s, "decode": t1 - t0, "score": t3 - t2, "write": t4 - t3})
         bar.update(1)
     bar.close()
-    return tally, time.perf_counter() - loop0
+    return tallies, time.perf_counter() - loop0
 
 
-def _bag_summary(info: BagInfo, inputs: _Inputs) -> BagSummary:
+def _bag_summary(info: BagInfo, cameras: Sequence[CameraInput]) -> BagSummary:
     return BagSummary(path=str(info.path), storage=info.storage, version=info.version,
                       duration_s=round(info.duration_s, 3), messages=info.message_count,
-                      image_topic=inputs.image_topic, image_type=inputs.image_type)
+                      image_topic=", ".join(c.image_topic for c in cameras),
+                      image_type=", ".join(dict.fromkeys(c.image_type for c in cameras)))
+
+
+def _ground_truth_source(cameras: Sequence[CameraInput], gt_dir: GroundTruthDir | None) -> GroundTruthSource | None:
+    topics = [c.gt_topic for c in cameras if c.gt_topic is not None]
+    if topics:
+        return GroundTruthSource(topic=", ".join(topics))
+    if gt_dir is not None:
+        return GroundTruthSource(dir=str(gt_dir.path), match=gt_dir.match, files=len(gt_dir.files))
+    return None
+
+
+def _total_confusion(cms: Sequence[ConfusionMatrix | None], label_set: LabelSet) -> ConfusionMatrix | None:
+    """The sum of the cameras' confusion matrices; None when no camera was scored."""
+    scored = [cm for cm in cms if cm is not None]
+    if not scored:
+        return None
+    total = ConfusionMatrix(label_set.num_classes, label_set.ignore_id)
+    for cm in scored:
+        total.merge(cm)
+    return total
+
+
+def _camera_results(cameras: Sequence[CameraInput], tallies: Sequence[RunTally], cms: Sequence[ConfusionMatrix | None],
+                    replay: Replay, label_set: LabelSet, output_topics: Sequence[tuple[str, ...]]
+                    ) -> tuple[CameraResult, ...]:
+    return tuple(
+        CameraResult(name=c.name, image_topic=c.image_topic, image_type=c.image_type, gt_topic=c.gt_topic,
+                     frames=t.frame_counts(replay.gt_unmatched(k), replay.gt_duplicates(k)),
+                     metrics=Accuracy.from_confusion(cm, label_set.names) if cm is not None else None,
+                     latency_ms=t.latency()["total"], output_topics=out)
+        for k, (c, t, cm, out) in enumerate(zip(cameras, tallies, cms, output_topics)))
 
 
 def _model_summary(seg: Segmenter) -> ModelSummary:
@@ -150,10 +157,34 @@ def _draw_charts(stage: StagedDir, report: EvaluationReport, stage_ms: dict[str,
     return tuple(charts)
 
 
+def _assemble_report(info: BagInfo, cameras: Sequence[CameraInput], gt_source: GroundTruthSource | None,
+                     segmenter: Segmenter, tally: RunTally, tallies: Sequence[RunTally],
+                     cms: Sequence[ConfusionMatrix | None], replay: Replay, loop_s: float, out_bag: OutputBag | None,
+                     output_topics: Sequence[tuple[str, ...]], settings: dict[str, Any],
+                     command: str | None) -> EvaluationReport:
+    """The report of a finished replay: the totals over every camera (``tally``: every camera's ``tallies``
+    combined) and, with several cameras, one result per camera."""
+    label_set = segmenter.label_set
+    cm = _total_confusion(cms, label_set)
+    if out_bag is None:
+        output_topics = [() for _ in cameras]
+    k = range(len(cameras))
+    return EvaluationReport(
+        seg_ros_version=__version__, date=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
+        bag=_bag_summary(info, cameras), ground_truth=gt_source, model=_model_summary(segmenter), settings=settings,
+        frames=tally.frame_counts(sum(map(replay.gt_unmatched, k)), sum(map(replay.gt_duplicates, k))),
+        metrics=Accuracy.from_confusion(cm, label_set.names) if cm is not None else None,
+        latency_ms=tally.latency(), fps=tally.pipeline_fps(), throughput_fps=tally.throughput_fps(loop_s),
+        overhead_ms=tally.overhead(), overhead_pct=tally.overhead_pct(), out_bag=out_bag,
+        cameras=_camera_results(cameras, tallies, cms, replay, label_set, output_topics) if len(cameras) > 1 else ())
+
+
 def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str, Any] | None = None,
                  command: str | None = None, log: Callable[[str], None] = print) -> EvaluationReport:
     """Replay ``opts.bag`` through ``segmenter``, write the report (and output bag); returns the report.
 
+    With several cameras (:attr:`EvalOptions.image_topics`, or those a multi-camera bag records) every camera is
+    replayed in the same pass and the report holds one :class:`CameraResult` per camera besides the total.
     Raises a SegRosError subclass (one sentence) for any bad input; then nothing is written.
     """
     check_options(opts)
@@ -162,29 +193,27 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
     wall0 = time.perf_counter()
     with BagReader(opts.bag) as reader:
         info = reader.info
-        inputs = _resolve_inputs(reader, opts, gt_dir, label_set)
-        gt_source = (GroundTruthSource(topic=inputs.gt_topic) if inputs.gt_topic else
-                     GroundTruthSource(dir=str(gt_dir.path), match=gt_dir.match, files=len(gt_dir.files))
-                     if gt_dir else None)
-        total = inputs.image_count if opts.limit is None else min(inputs.image_count, opts.limit)
+        cameras = resolve_cameras(reader, opts, label_set)
+        several = len(cameras) > 1
+        gt_source = _ground_truth_source(cameras, gt_dir)
+        totals = [c.image_count if opts.limit is None else min(c.image_count, opts.limit) for c in cameras]
+        output_topics = [opts.camera_output_topics(c.name if several else None) for c in cameras]
         cam_topics = [t.name for t in info.topics if t.msgtype == CAMERA_INFO] if opts.out_bag else []
         writer = (BagWriter(opts.out_bag, distro=opts.out_distro, storage=opts.out_storage or info.storage,
                             overwrite=opts.overwrite) if opts.out_bag else None)
         try:
             with staged_output(opts.out) as stage:
-                replay = Replay(reader, inputs.image_topic, inputs.gt_topic, round(opts.gt_window_s * 1e9),
+                replay = Replay(reader, [(c.image_topic, c.gt_topic) for c in cameras], round(opts.gt_window_s * 1e9),
                                 cam_topics, (lambda m: writer.write_raw(m.topic, m.msgtype, m.raw, m.log_time_ns))
                                 if writer else None)
-                cm = ConfusionMatrix(label_set.num_classes, label_set.ignore_id) if gt_source else None
-                tally, loop_s = _replay(replay, segmenter, opts, gt_dir, cm, writer, total)
-                report = EvaluationReport(
-                    seg_ros_version=__version__, date=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
-                    bag=_bag_summary(info, inputs), ground_truth=gt_source, model=_model_summary(segmenter),
-                    settings=settings or {}, frames=tally.frame_counts(replay.gt_unmatched, replay.gt_duplicates),
-                    metrics=Accuracy.from_confusion(cm, label_set.names) if cm is not None else None,
-                    latency_ms=tally.latency(), fps=tally.pipeline_fps(), throughput_fps=tally.throughput_fps(loop_s),
-                    overhead_ms=tally.overhead(), overhead_pct=tally.overhead_pct(),
-                    out_bag=OutputBag(str(opts.out_bag), opts.output_topics) if opts.out_bag else None)
+                cms = [ConfusionMatrix(label_set.num_classes, label_set.ignore_id)
+                       if c.gt_topic is not None or gt_dir is not None else None for c in cameras]
+                tallies, loop_s = _replay(replay, segmenter, opts, gt_dir, cms, writer, totals, output_topics)
+                tally = RunTally.combined(tallies)
+                out_bag = (OutputBag(str(opts.out_bag), tuple(t for ts in output_topics for t in ts))
+                           if opts.out_bag else None)
+                report = _assemble_report(info, cameras, gt_source, segmenter, tally, tallies, cms, replay, loop_s,
+                                          out_bag, output_topics, settings or {}, command)
                 t_rep = time.perf_counter()
                 if opts.charts:
                     report = replace(report, charts=_draw_charts(stage, report, tally.stage_ms))

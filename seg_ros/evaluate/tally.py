@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,23 @@ class RunTally:
     missing_gt: int = 0
     missing_listed: list[MissingFrame] = field(default_factory=list)
     size: tuple[int, int] | None = None
+
+    @classmethod
+    def combined(cls, tallies: Sequence[RunTally]) -> RunTally:
+        """One tally of every frame of ``tallies`` (e.g. one per camera): times and counts pooled, the unscored
+        frames listed camera after camera (at most :data:`MAX_LISTED`), the first known frame size."""
+        total = cls()
+        for t in tallies:
+            for s, values in t.stage_ms.items():
+                total.stage_ms[s].extend(values)
+            for s, values in t.overhead_ms.items():
+                total.overhead_ms[s].extend(values)
+            total.frames += t.frames
+            total.scored += t.scored
+            total.missing_gt += t.missing_gt
+            total.missing_listed.extend(t.missing_listed[: MAX_LISTED - len(total.missing_listed)])
+            total.size = total.size or t.size
+        return total
 
     def add_frame(self, size: tuple[int, int], timings_ms: Mapping[str, float],
                   overhead_s: Mapping[str, float]) -> None:

@@ -18,6 +18,10 @@ Times are integer nanoseconds everywhere: ``log_time_ns`` is the time the
 bag recorded the message at (what ``ros2 bag play --clock`` publishes as
 /clock), ``stamp_ns`` the message's ``header.stamp``.
 
+Datasets as bags: :func:`write_dataset_bag` writes one frame source as one camera's image, ground-truth and
+camera_info topics; :func:`write_multi_camera_bag` writes several sources as several cameras (``/<name>/...``
+topics, shared stamps), recorded in metadata.yaml so that :func:`recorded_cameras` finds them again.
+
 Every failure is a :class:`BagError` subclass with one sentence naming the
 bag and the problem.
 """
@@ -25,6 +29,7 @@ bag and the problem.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -620,12 +625,74 @@ DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 """Header stamp (and log time) of the first frame of a dataset bag: 2023-11-14 22:13:20 UTC, in nanoseconds."""
 MAX_STAMP_NS = (2**31 - 1) * 10**9 + 999_999_999
 """Latest header stamp, in nanoseconds: builtin_interfaces/Time holds int32 seconds (2038-01-19)."""
+DEFAULT_CAMERA = "camera"
+"""Namespace (and frame id) of a dataset bag's one camera."""
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/gt_labels"
 DEFAULT_CAMERA_INFO_TOPIC = "/camera/camera_info"
 CUSTOM_LABEL_SET = "seg_ros.gt_label_set"
 CUSTOM_IMAGE_TOPIC = "seg_ros.image_topic"
 CUSTOM_GT_TOPIC = "seg_ros.gt_topic"
+CUSTOM_SOURCE = "seg_ros.source"
+CUSTOM_CAMERAS = "seg_ros.cameras"
+"""custom_data key of a multi-camera bag: the camera names, comma-separated; each camera's topics and source are
+under ``seg_ros.cameras.<name>.image_topic`` / ``.gt_topic`` / ``.camera_info_topic`` / ``.source``."""
+
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+"""A camera name: one ROS name token, the namespace of that camera's topics."""
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """One camera of a dataset bag: its name (namespace and frame id) and its image, ground-truth and camera_info
+    topics."""
+
+    name: str
+    image_topic: str
+    gt_topic: str
+    camera_info_topic: str
+
+    @classmethod
+    def under(cls, name: str, image_format: str = "raw") -> CameraTopics:
+        """The default topics with the ``/camera`` namespace replaced by ``/<name>``: ``/<name>/image_raw`` (with
+        ``/compressed`` for ``image_format="jpeg"``), ``/<name>/gt_labels``, ``/<name>/camera_info``."""
+        def moved(topic: str) -> str:
+            return f"/{name}" + topic[len("/" + DEFAULT_CAMERA):]
+
+        image = DEFAULT_IMAGE_TOPIC + ("/compressed" if image_format == "jpeg" else "")
+        return cls(name, moved(image), moved(DEFAULT_GT_TOPIC), moved(DEFAULT_CAMERA_INFO_TOPIC))
+
+
+def check_camera_names(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` as a tuple; BagWriteError unless there is at least one, each a ROS name token
+    (``[A-Za-z][A-Za-z0-9_]*``) and no two alike."""
+    names = tuple(names)
+    if not names:
+        raise BagWriteError("give at least one camera name.")
+    for n in names:
+        if not CAMERA_NAME.fullmatch(n):
+            raise BagWriteError(f"camera name {n!r} is not a ROS name token: it must start with a letter and hold "
+                                "only letters, digits and underscores.")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BagWriteError(f"camera names must differ; {', '.join(repeated)} is given more than once.")
+    return names
+
+
+def recorded_cameras(info: BagInfo) -> tuple[CameraTopics, ...]:
+    """The cameras a multi-camera dataset bag records in its metadata (empty for any other bag).
+
+    Raises BagCorruptError when a recorded camera lacks one of its topics in ``custom_data``.
+    """
+    listed = info.custom.get(CUSTOM_CAMERAS, "")
+    cameras = []
+    for name in filter(None, listed.split(",")):
+        keys = [f"{CUSTOM_CAMERAS}.{name}.{k}" for k in ("image_topic", "gt_topic", "camera_info_topic")]
+        missing = [k for k in keys if k not in info.custom]
+        if missing:
+            raise BagCorruptError(f"bag {info.path} records camera {name} without {missing[0]} in its metadata.")
+        cameras.append(CameraTopics(name, *(info.custom[k] for k in keys)))
+    return tuple(cameras)
 
 
 @dataclass(frozen=True)
@@ -649,6 +716,107 @@ class DatasetBagSummary:
     seconds: float
 
 
+@dataclass(frozen=True)
+class CameraSummary:
+    """One camera of a multi-camera bag: its topics, its source's description, frames written and labelled."""
+
+    topics: CameraTopics
+    source: str
+    frames: int
+    labelled: int
+
+
+@dataclass(frozen=True)
+class MultiCameraBagSummary:
+    """What :func:`write_multi_camera_bag` wrote. ``bytes``: size of the bag folder; ``seconds``: wall time taken."""
+
+    path: Path
+    cameras: tuple[CameraSummary, ...]
+    image_format: str
+    fps: float
+    storage: str
+    distro: str
+    version: int
+    label_set: str
+    bytes: int
+    seconds: float
+
+    @property
+    def frames(self) -> int:
+        """Frames per camera (every camera has the same stamps)."""
+        return self.cameras[0].frames
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One camera being written: its frames, topics and frame id."""
+
+    source: FrameSource
+    topics: CameraTopics
+    frame_id: str
+
+
+def _check_bag_options(fps: float, image_format: str, limit: int | None, start_ns: int, jpeg_quality: int) -> None:
+    if not (0.0 < float(fps) <= 1000.0):
+        raise BagWriteError(f"frame rate must lie in (0, 1000] frames per second, not {fps}.")
+    if image_format not in ("raw", "jpeg"):
+        raise BagWriteError(f"image format must be raw (rgb8) or jpeg, not {image_format!r}.")
+    if limit is not None and limit < 1:
+        raise BagWriteError(f"limit must be at least 1 frame, not {limit}.")
+    if not 0 <= start_ns <= MAX_STAMP_NS:
+        raise BagWriteError(f"start time must lie in [0, {MAX_STAMP_NS // 10**9}] s (the range of a header "
+                            f"stamp), not {start_ns / 1e9:g} s.")
+    if not 1 <= jpeg_quality <= 100:
+        raise BagWriteError(f"JPEG quality must lie in 1..100, not {jpeg_quality}.")
+
+
+def _check_last_stamp(start_ns: int, total: int, fps: float) -> None:
+    if start_ns + (total - 1) * 1e9 / fps > MAX_STAMP_NS:  # in floats: a tiny fps gives inf, not an error
+        raise BagWriteError(f"the last of {total} frames at {fps:g} fps would be stamped after the largest "
+                            f"stamp ({MAX_STAMP_NS // 10**9} s); give an earlier start time or a higher frame rate.")
+
+
+def _write_streams(w: BagWriter, streams: Sequence[_Stream], total: int, *, fps: float, image_format: str,
+                   jpeg_quality: int, start_ns: int, progress: bool) -> list[tuple[int, int]]:
+    """Write frame i of every stream with stamp ``start_ns + round(i * 1e9 / fps)``, i < ``total``, camera after
+    camera; returns (frames, labelled) per stream."""
+    from tqdm import tqdm
+
+    for s in streams:
+        w.add_topic(s.topics.image_topic, IMAGE if image_format == "raw" else COMPRESSED_IMAGE)
+        w.add_topic(s.topics.gt_topic, IMAGE)
+        w.add_topic(s.topics.camera_info_topic, CAMERA_INFO)
+    counts = [[0, 0] for _ in streams]
+    bar = tqdm(total=total, desc="bag-from-dataset", unit="frame", disable=not progress)
+    try:
+        for i, frames in enumerate(zip(*(s.source for s in streams))):
+            if i >= total:
+                break
+            stamp = start_ns + round(i * 1e9 / fps)
+            for s, frame, count in zip(streams, frames, counts):
+                t, fid = s.topics, s.frame_id
+                h, w_ = frame.image.shape[:2]
+                if image_format == "raw":
+                    w.write_image(t.image_topic, frame.image, stamp, fid)
+                else:
+                    w.write_compressed(t.image_topic, frame.image, stamp, fid, quality=jpeg_quality)
+                if frame.labels is not None:
+                    w.write_image(t.gt_topic, np.ascontiguousarray(frame.labels, np.uint8), stamp, fid)
+                    count[1] += 1
+                info = (CameraIntrinsics.pinhole(h, w_, *frame.intrinsics) if frame.intrinsics is not None
+                        else CameraIntrinsics(height=h, width=w_))
+                w.write_camera_info(t.camera_info_topic, info, stamp, fid)
+                count[0] += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    return [(f, n) for f, n in counts]
+
+
+def _folder_bytes(path: str | os.PathLike) -> int:
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
 def write_dataset_bag(
     source: FrameSource,
     out: str | os.PathLike,
@@ -661,7 +829,7 @@ def write_dataset_bag(
     image_topic: str | None = None,
     gt_topic: str = DEFAULT_GT_TOPIC,
     camera_info_topic: str = DEFAULT_CAMERA_INFO_TOPIC,
-    frame_id: str = "camera",
+    frame_id: str = DEFAULT_CAMERA,
     start_ns: int = DEFAULT_START_NS,
     limit: int | None = None,
     overwrite: bool = False,
@@ -676,67 +844,81 @@ def write_dataset_bag(
     an all-zero K = uncalibrated). The ground-truth label set and the topics are recorded in metadata.yaml's
     ``custom_data``. The bag is written atomically.
     """
-    from tqdm import tqdm
-
-    if not (0.0 < float(fps) <= 1000.0):
-        raise BagWriteError(f"frame rate must lie in (0, 1000] frames per second, not {fps}.")
-    if image_format not in ("raw", "jpeg"):
-        raise BagWriteError(f"image format must be raw (rgb8) or jpeg, not {image_format!r}.")
-    if limit is not None and limit < 1:
-        raise BagWriteError(f"limit must be at least 1 frame, not {limit}.")
-    if not 0 <= start_ns <= MAX_STAMP_NS:
-        raise BagWriteError(f"start time must lie in [0, {MAX_STAMP_NS // 10**9}] s (the range of a header "
-                            f"stamp), not {start_ns / 1e9:g} s.")
-    if not 1 <= jpeg_quality <= 100:
-        raise BagWriteError(f"JPEG quality must lie in 1..100, not {jpeg_quality}.")
-    image_topic = image_topic or (DEFAULT_IMAGE_TOPIC + ("/compressed" if image_format == "jpeg" else ""))
+    _check_bag_options(fps, image_format, limit, start_ns, jpeg_quality)
+    image_topic = image_topic or CameraTopics.under(DEFAULT_CAMERA, image_format).image_topic
     if len({image_topic, gt_topic, camera_info_topic}) != 3:
         raise BagWriteError("the image, ground-truth and camera_info topics must be three different topics.")
     label_set = source.label_set
     total = len(source) if limit is None else min(len(source), limit)
-    if start_ns + (total - 1) * 1e9 / fps > MAX_STAMP_NS:  # in floats: a tiny fps gives inf, not an error
-        raise BagWriteError(f"the last of {total} frames at {fps:g} fps would be stamped after the largest "
-                            f"stamp ({MAX_STAMP_NS // 10**9} s); give an earlier start time or a higher frame rate.")
+    _check_last_stamp(start_ns, total, fps)
     custom = {CUSTOM_LABEL_SET: label_set.name, CUSTOM_IMAGE_TOPIC: image_topic, CUSTOM_GT_TOPIC: gt_topic,
-              "seg_ros.source": str(source.name)}
+              CUSTOM_SOURCE: str(source.name)}
     t0 = time.perf_counter()
-    labelled = frames = 0
+    topics = CameraTopics(frame_id, image_topic, gt_topic, camera_info_topic)
     with BagWriter(out, distro=distro, storage=storage, overwrite=overwrite, custom=custom) as w:
-        w.add_topic(image_topic, IMAGE if image_format == "raw" else COMPRESSED_IMAGE)
-        w.add_topic(gt_topic, IMAGE)
-        w.add_topic(camera_info_topic, CAMERA_INFO)
-        bar = tqdm(total=total, desc="bag-from-dataset", unit="frame", disable=not progress)
-        try:
-            for i, frame in enumerate(source):
-                if i >= total:
-                    break
-                stamp = start_ns + round(i * 1e9 / fps)
-                h, w_ = frame.image.shape[:2]
-                if image_format == "raw":
-                    w.write_image(image_topic, frame.image, stamp, frame_id)
-                else:
-                    w.write_compressed(image_topic, frame.image, stamp, frame_id, quality=jpeg_quality)
-                if frame.labels is not None:
-                    w.write_image(gt_topic, np.ascontiguousarray(frame.labels, np.uint8), stamp, frame_id)
-                    labelled += 1
-                info = (CameraIntrinsics.pinhole(h, w_, *frame.intrinsics) if frame.intrinsics is not None
-                        else CameraIntrinsics(height=h, width=w_))
-                w.write_camera_info(camera_info_topic, info, stamp, frame_id)
-                frames += 1
-                bar.update(1)
-        finally:
-            bar.close()
-    size = sum(p.stat().st_size for p in Path(out).iterdir() if p.is_file())
+        [(frames, labelled)] = _write_streams(w, [_Stream(source, topics, frame_id)], total, fps=fps,
+                                              image_format=image_format, jpeg_quality=jpeg_quality,
+                                              start_ns=start_ns, progress=progress)
     return DatasetBagSummary(path=Path(out), source=str(source.name), frames=frames, labelled=labelled,
                              image_topic=image_topic, gt_topic=gt_topic, camera_info_topic=camera_info_topic,
                              image_format=image_format, fps=float(fps), storage=storage, distro=distro.lower(),
-                             version=distro_version(distro), label_set=label_set.name, bytes=size,
+                             version=distro_version(distro), label_set=label_set.name, bytes=_folder_bytes(out),
                              seconds=time.perf_counter() - t0)
 
 
+def write_multi_camera_bag(
+    cameras: Sequence[tuple[str, FrameSource]],
+    out: str | os.PathLike,
+    *,
+    fps: float = 10.0,
+    image_format: str = "raw",
+    jpeg_quality: int = 95,
+    storage: str = "sqlite3",
+    distro: str = "jazzy",
+    start_ns: int = DEFAULT_START_NS,
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> MultiCameraBagSummary:
+    """Write several frame sources as one bag of several cameras, as a robot with that many cameras records.
+
+    ``cameras``: (name, source) pairs; names are ROS name tokens (:func:`check_camera_names`). Camera ``name``
+    gets the topics of :meth:`CameraTopics.under` and frame id ``name``; frame i of every camera gets header stamp
+    and log time ``start_ns + round(i * 1e9 / fps)``, so all cameras share their stamps. As many frames are written
+    per camera as the shortest source holds (at most ``limit``). Every source must use the same label set. The
+    label set, the camera names and each camera's topics and source are recorded in metadata.yaml's
+    ``custom_data`` (:data:`CUSTOM_CAMERAS`, read back by :func:`recorded_cameras`). The bag is written atomically.
+    """
+    names = check_camera_names([name for name, _ in cameras])
+    _check_bag_options(fps, image_format, limit, start_ns, jpeg_quality)
+    sources = [source for _, source in cameras]
+    label_sets = sorted({s.label_set.name for s in sources})
+    if len(label_sets) != 1:
+        raise BagWriteError(f"every camera's labels must use one label set, not {' and '.join(label_sets)}.")
+    total = min(len(s) for s in sources) if limit is None else min(min(len(s) for s in sources), limit)
+    _check_last_stamp(start_ns, total, fps)
+    streams = [_Stream(s, CameraTopics.under(n, image_format), n) for n, s in zip(names, sources)]
+    custom = {CUSTOM_LABEL_SET: label_sets[0], CUSTOM_CAMERAS: ",".join(names)}
+    for s in streams:
+        key = f"{CUSTOM_CAMERAS}.{s.topics.name}"
+        custom.update({f"{key}.image_topic": s.topics.image_topic, f"{key}.gt_topic": s.topics.gt_topic,
+                       f"{key}.camera_info_topic": s.topics.camera_info_topic, f"{key}.source": str(s.source.name)})
+    t0 = time.perf_counter()
+    with BagWriter(out, distro=distro, storage=storage, overwrite=overwrite, custom=custom) as w:
+        counts = _write_streams(w, streams, total, fps=fps, image_format=image_format, jpeg_quality=jpeg_quality,
+                                start_ns=start_ns, progress=progress)
+    summaries = tuple(CameraSummary(s.topics, str(s.source.name), f, n) for s, (f, n) in zip(streams, counts))
+    return MultiCameraBagSummary(path=Path(out), cameras=summaries, image_format=image_format, fps=float(fps),
+                                 storage=storage, distro=distro.lower(), version=distro_version(distro),
+                                 label_set=label_sets[0], bytes=_folder_bytes(out), seconds=time.perf_counter() - t0)
+
+
 __all__ = [
-    "CAMERA_INFO", "COMPRESSED_IMAGE", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE", "IMAGE_TYPES", "STORAGES",
+    "CAMERA_INFO", "CAMERA_NAME", "COMPRESSED_IMAGE", "CUSTOM_CAMERAS", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE",
+    "IMAGE_TYPES", "STORAGES",
     "BagCorruptError", "BagError", "BagInfo", "BagMessage", "BagNotFoundError", "BagReader", "BagTopicError",
-    "BagWriteError", "BagWriter", "CameraIntrinsics", "DatasetBagSummary", "EmptyBagError", "ImageMessage", "TopicInfo",
-    "distro_version", "ns_to_sec_nanosec", "read_bag_info", "stamp_to_ns", "write_dataset_bag",
+    "BagWriteError", "BagWriter", "CameraIntrinsics", "CameraSummary", "CameraTopics", "DatasetBagSummary",
+    "EmptyBagError", "ImageMessage", "MultiCameraBagSummary", "TopicInfo",
+    "check_camera_names", "distro_version", "ns_to_sec_nanosec", "read_bag_info", "recorded_cameras", "stamp_to_ns",
+    "write_dataset_bag", "write_multi_camera_bag",
 ]

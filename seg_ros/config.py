@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,23 @@ def _model(value: str) -> str:
     if not value.strip():
         raise ConfigError("model must name a shipped model or a model file, not an empty string.")
     return value.strip()
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+"""A camera name: one ROS name token (it becomes a topic namespace and a parameter prefix)."""
+MAX_CAMERAS = 16
+
+
+def _camera_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(value) > MAX_CAMERAS:
+        raise ConfigError(f"cameras lists {len(value)} names; one node serves at most {MAX_CAMERAS}.")
+    for name in value:
+        if not CAMERA_NAME.fullmatch(name) or name in GROUPS or name in SPECS:
+            raise ConfigError(f"camera name {_shown(name)} is not valid: use a letter followed by letters, digits "
+                              "or underscores, other than a parameter or parameter group name.")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"cameras lists a name twice: {', '.join(value)}.")
+    return value
 
 
 def group(settings: type, *, reload: bool = False, switch: str | None = None) -> Any:
@@ -102,6 +120,11 @@ class NodeSettings:
     confidence_encoding: str = setting("mono8", "~/confidence as mono8 (0..255) or 32FC1 (0..1).",
                                        choices=("mono8", "32FC1"))
     publish: PublishSettings = group(PublishSettings)
+    cameras: tuple[str, ...] = setting((), "Camera names served by this one node: each gets <camera>/image (or "
+                                       "image/compressed) and <camera>/camera_info in, ~/<camera>/labels etc. out, "
+                                       "and may override the per-camera parameters as <camera>.<name>; empty = "
+                                       "one camera on image, ~/labels, ... (docs/node.md).",
+                                       check=_camera_names, read_only=True)
     input_transport: str = setting("raw", "Subscribe to image (raw) or image/compressed (compressed).",
                                    choices=INPUT_TRANSPORTS, read_only=True)
     qos: QoSSettings = group(QoSSettings)
@@ -115,10 +138,10 @@ class NodeSettings:
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its type is the type of ``default`` (bool, int, float or str)."""
+    """One parameter: its type is the type of ``default`` (bool, int, float, str, or tuple: a list of strings)."""
 
     name: str
-    default: bool | int | float | str
+    default: bool | int | float | str | tuple[str, ...]
     description: str
     choices: tuple[str, ...] | None = None
     range: tuple[float, float] | None = None
@@ -157,6 +180,30 @@ PARAMS: tuple[ParamSpec, ...] = tuple(param_specs(NodeSettings))
 """Every parameter of the node, in the order they are documented."""
 
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+GROUPS = frozenset(p.name.split(".", 1)[0] for p in PARAMS if "." in p.name)
+"""The parameter groups (``runtime``, ``qos``, ...): names no camera may take."""
+CAMERA_PARAMS: tuple[str, ...] = ("input_transport", "qos.reliability", "qos.depth",
+                                  *(p.name for p in PARAMS if p.name.startswith("publish.")))
+"""Parameters a camera of ``cameras`` may set for itself as ``<camera>.<name>``; unset, it follows ``<name>``."""
+
+
+def spec_for(name: str) -> ParamSpec | None:
+    """The spec of a parameter name: a name of :data:`SPECS`, or ``<camera>.<name>`` of a :data:`CAMERA_PARAMS`
+    name (the camera's own value); None if neither."""
+    spec = SPECS.get(name)
+    if spec is not None:
+        return spec
+    camera, _, base = name.partition(".")
+    if base in CAMERA_PARAMS and CAMERA_NAME.fullmatch(camera) and camera not in GROUPS and camera not in SPECS:
+        return SPECS[base]
+    return None
+
+
+def camera_values(values: Mapping[str, Any], camera: str) -> dict[str, Any]:
+    """The :data:`CAMERA_PARAMS` values that apply to ``camera`` ("" = the node's single camera): its own where
+    set, else the node's."""
+    return {name: values.get(f"{camera}.{name}", values[name]) if camera else values[name]
+            for name in CAMERA_PARAMS}
 
 
 def defaults() -> dict[str, Any]:
@@ -164,7 +211,7 @@ def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in PARAMS}
 
 
-_TYPE_NAMES = {bool: "a bool", int: "an int", float: "a float", str: "a str"}
+_TYPE_NAMES = {bool: "a bool", int: "an int", float: "a float", str: "a str", tuple: "a list of strings"}
 
 
 def validate(name: str, value: Any, *, label: str | None = None) -> Any:
@@ -172,13 +219,19 @@ def validate(name: str, value: Any, *, label: str | None = None) -> Any:
 
     ``label`` names the setting in messages (default ``parameter NAME``; the CLI passes its option, ``--threads``).
     """
-    spec = SPECS.get(name)
+    spec = spec_for(name)
     if spec is None:
-        raise ConfigError(f"unknown parameter {_shown(name)}; known: {', '.join(SPECS)}.")
+        raise ConfigError(f"unknown parameter {_shown(name)}; known: {', '.join(SPECS)} (and <camera>.<name> for "
+                          f"{', '.join(CAMERA_PARAMS)}).")
     label = label or f"parameter {name}"
     t = spec.type
     if t is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if t is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = tuple(value)
+    if t is tuple and type(value) is tuple and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{label} must be a list of strings, not a list holding "
+                          f"{', '.join(sorted({type(v).__name__ for v in value if not isinstance(v, str)}))}.")
     if type(value) is not t:
         shown = f"{type(value).__name__} {_shown(value)}" if _is_scalar(value) else _shown(value)
         raise ConfigError(f"{label} must be {_TYPE_NAMES[t]}, not {shown}.")
@@ -216,7 +269,16 @@ def validate_all(values: dict[str, Any]) -> dict[str, Any]:
     out = defaults()
     for k, v in values.items():
         out[k] = validate(k, v)
+    check_camera_scoped(out)
     return out
+
+
+def check_camera_scoped(values: Mapping[str, Any]) -> None:
+    """Raise ConfigError when a ``<camera>.<name>`` value names a camera that ``values["cameras"]`` does not list."""
+    strays = sorted(k for k in values if k not in SPECS and k.split(".", 1)[0] not in values["cameras"])
+    if strays:
+        raise ConfigError(f"parameter {strays[0]} names camera {strays[0].split('.', 1)[0]}, which is not in "
+                          f"cameras ({', '.join(values['cameras']) or 'empty'}).")
 
 
 def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dict[str, Any]:
@@ -275,7 +337,10 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for k, v in d.items():
         name = f"{prefix}{k}"
         if isinstance(v, dict):
-            if not any(known.startswith(f"{name}.") for known in SPECS):
+            camera, _, rest = name.partition(".")
+            is_camera = (CAMERA_NAME.fullmatch(camera) is not None and camera not in GROUPS and camera not in SPECS
+                         and (not rest or any(p.startswith(f"{rest}.") for p in CAMERA_PARAMS)))
+            if not is_camera and not any(known.startswith(f"{name}.") for known in SPECS):
                 raise ConfigError(f"unknown parameter group {_shown(name)}; known: {', '.join(SPECS)}.")
             out.update(_flatten(v, f"{name}."))
         else:
@@ -325,7 +390,8 @@ def markdown_table(params: Sequence[ParamSpec] = PARAMS) -> str:
     lines = ["| parameter | type | default | values | at runtime | description |", "|---|---|---|---|---|---|"]
     for p in params:
         default = f"`{p.default!r}`" if isinstance(p.default, str) else f"`{str(p.default).lower()}`" \
-            if isinstance(p.default, bool) else f"`{p.default}`"
+            if isinstance(p.default, bool) else f"`{list(p.default)}`" if isinstance(p.default, tuple) \
+            else f"`{p.default}`"
         if p.choices:
             values = " / ".join(f"`{c}`" for c in p.choices)
         elif p.range is not None:
@@ -333,7 +399,8 @@ def markdown_table(params: Sequence[ParamSpec] = PARAMS) -> str:
         else:
             values = ""
         runtime = "read-only" if p.read_only else "rebuilds the pipeline" if p.reload else "next frame"
-        lines.append(f"| `{p.name}` | {p.type.__name__} | {default} | {values} | {runtime} | {p.description} |")
+        kind = "str[]" if p.type is tuple else p.type.__name__
+        lines.append(f"| `{p.name}` | {kind} | {default} | {values} | {runtime} | {p.description} |")
     return "\n".join(lines)
 
 

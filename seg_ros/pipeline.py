@@ -193,69 +193,104 @@ class Segmenter:
     def segment(self, frame: np.ndarray, outputs: Iterable[str] = OUTPUTS) -> SegResult:
         """Segment one (H, W, 3) uint8 RGB frame."""
         _check_frame(frame)
-        return self._run(frame[None], _check_outputs(outputs))[0]
+        return self._run_shared([frame[None]], _check_outputs(outputs))[0][0]
 
     def segment_batch(
         self, frames: np.ndarray | Sequence[np.ndarray], outputs: Iterable[str] = OUTPUTS
     ) -> list[SegResult]:
-        """Segment a batch: an (N, H, W, 3) array or a sequence of (H, W, 3) frames.
+        """Segment a batch: an (N, H, W, 3) array or a sequence of (H, W, 3) frames of any sizes.
 
-        Frames of equal size run through the network together; frames of other sizes run in their own batches.
+        Frames are resized to their inference size; frames that share one run through the network together
+        (one call), whatever their own sizes, and every result is at its own frame's size. Where the backend
+        runs the whole pipeline in its graph (OpenVINO), frames of one size run together.
         """
         wanted = _check_outputs(outputs)
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             for f in frames[:1]:
                 _check_frame(f)
-            return self._run(frames, wanted) if len(frames) else []
+            return self._run_shared([frames], wanted)[0] if len(frames) else []
         frames = list(frames)
         for f in frames:
             _check_frame(f)
-        results: list[SegResult | None] = [None] * len(frames)
-        groups: dict[tuple[int, ...], list[int]] = {}
+        by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
-            groups.setdefault(f.shape, []).append(i)
-        for idx in groups.values():
-            for i, r in zip(idx, self._run(np.stack([frames[i] for i in idx]), wanted)):
-                results[i] = r
+            by_shape.setdefault(f.shape, []).append(i)
+        by_size: dict[tuple[int, int], list[list[int]]] = {}
+        for shape, idx in by_shape.items():
+            by_size.setdefault(self.inference_size(shape[0], shape[1]), []).append(idx)
+        results: list[SegResult | None] = [None] * len(frames)
+        for groups in by_size.values():
+            batches = [np.stack([frames[i] for i in idx]) for idx in groups]
+            for idx, out in zip(groups, self._run_shared(batches, wanted)):
+                for i, r in zip(idx, out):
+                    results[i] = r
         return results  # type: ignore[return-value]
 
     # -- the pipeline ----------------------------------------------------------------------------
 
-    def _run(self, frames: np.ndarray, wanted: frozenset[str]) -> list[SegResult]:
-        n, h, w, _ = frames.shape
-        ih, iw = self.inference_size(h, w)
+    def _run_shared(self, batches: list[np.ndarray], wanted: frozenset[str]) -> list[list[SegResult]]:
+        """Results of same-size batches of frames (N_i, H_i, W_i, 3) whose inference size is the same.
+
+        Each batch is resized and normalised on its own; the network runs once on all of them (the fused graph
+        of :meth:`Backend.segment_resized`, where it applies, once per batch); logits are upsampled per batch to
+        its frames' size. Stage times are per frame, the network's shared equally.
+        """
+        ih, iw = self.inference_size(*batches[0].shape[1:3])
         if self._crf is not None and self.backend.output_kind != "labels":
-            _check_crf_size(self._crf, h, w, self.label_set.num_classes)
-        t0 = self._clock()
-        if self._crf is None and not self._on_cuda and self.backend.output_kind == "logits":
-            resized = self.preprocessor.resize(frames, (ih, iw))
-            t1 = self._clock()
-            fused = self.backend.segment_resized(resized, (h, w), "confidence" in wanted)
-            if fused is not None:
-                t2 = self._clock()
-                labels, confidence = fused
-                return self._rendered_results(frames, labels, None, confidence, wanted, (t0, t1, t2), (t2, t2))
-            x = self.preprocessor.normalise(resized)
-            src = frames
-        else:
+            for b in batches:
+                _check_crf_size(self._crf, b.shape[1], b.shape[2], self.label_set.num_classes)
+        fusable = self._crf is None and not self._on_cuda and self.backend.output_kind == "logits"
+        results: list[list[SegResult] | None] = [None] * len(batches)
+        prepared = []
+        for k, frames in enumerate(batches):
+            n, h, w, _ = frames.shape
+            t0 = self._clock()
+            if fusable:
+                resized = self.preprocessor.resize(frames, (ih, iw))
+                t1 = self._clock()
+                fused = self.backend.segment_resized(resized, (h, w), "confidence" in wanted)
+                if fused is not None:
+                    t2 = self._clock()
+                    labels, confidence = fused
+                    results[k] = self._rendered_results(frames, labels, None, confidence, wanted,
+                                                        [(t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, 0.0])
+                    continue
+                src, x = frames, self.preprocessor.normalise(resized)
+            else:
+                src = self.preprocessor.upload(frames)
+                x = self.preprocessor(src, (ih, iw))
             # _clock() synchronises the device right after preprocessing, so the upload's asynchronous copy has
-            # finished before the next frame refills its pinned buffer.
-            src = self.preprocessor.upload(frames)
-            x = self.preprocessor(src, (ih, iw))
-        t1 = self._clock()
-        logits = self.backend.infer(x)
-        t2 = self._clock()
+            # finished before the next batch refills its pinned buffer.
+            prepared.append((k, src, x, (self._clock() - t0) * 1e3 / n))
+        if prepared:
+            x = torch.cat([p[2] for p in prepared]) if len(prepared) > 1 else prepared[0][2]
+            t1 = self._clock()
+            logits = self.backend.infer(x)
+            infer_ms = (self._clock() - t1) * 1e3 / x.shape[0]
+            first = 0
+            for k, src, xk, pre_ms in prepared:
+                part = logits[first:first + len(xk)]
+                first += len(xk)
+                results[k] = self._finish(batches[k], src, part, wanted, [pre_ms, infer_ms])
+        return results  # type: ignore[return-value]
+
+    def _finish(self, frames: np.ndarray, src, logits: torch.Tensor, wanted: frozenset[str],
+                stage_ms: list[float]) -> list[SegResult]:
+        """Labels, confidence, colour and overlay of one same-size batch from its network output;
+        ``stage_ms``: its per-frame preprocess and infer times."""
+        n, h, w, _ = frames.shape
         if self.backend.output_kind == "labels":
-            return self._label_map_results(frames, src, logits, wanted, (t0, t1, t2))
+            return self._label_map_results(frames, src, logits, wanted, stage_ms)
         crf = self._crf
-        t_crf0 = t_crf1 = t2
+        crf_ms = 0.0
         conf_t = None
+        t2 = self._clock()
         if crf is not None:
             if logits.shape[-2:] != (h, w):
                 logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
             t_crf0 = self._clock()
             probs = crf(logits, src)
-            t_crf1 = self._clock()
+            crf_ms = (self._clock() - t_crf0) * 1e3 / n
             best, labels_t = probs.max(dim=1)  # (N, H, W) each; best: the CRF's marginal
             if "confidence" in wanted:
                 conf_t = best.float()
@@ -264,16 +299,17 @@ class Segmenter:
         labels_t = labels_t.to(torch.uint8)
         labels = labels_t.cpu().numpy()
         confidence = None if conf_t is None else conf_t.cpu().numpy()
-        return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t_crf0, t_crf1))
+        post_ms = (self._clock() - t2) * 1e3 / n - crf_ms
+        return self._rendered_results(src, labels, labels_t, confidence, wanted, [*stage_ms, post_ms], crf_ms)
 
     def _label_map_results(self, frames: np.ndarray, src, ids: torch.Tensor, wanted: frozenset[str],
-                           clocks: tuple[float, float, float]) -> list[SegResult]:
+                           stage_ms: list[float]) -> list[SegResult]:
         """Results of a model that outputs class ids: nearest-neighbour resize; confidence 1 (no scores).
 
         The dense CRF needs class probabilities, so it is skipped for such models even when enabled.
         """
         n, h, w, _ = frames.shape
-        t0, t1, t2 = clocks
+        t2 = self._clock()
         ids = ids.reshape(n, 1, *ids.shape[-2:])
         if ids.shape[-2:] != (h, w):
             ids = F.interpolate(ids.float(), size=(h, w), mode="nearest")
@@ -282,20 +318,17 @@ class Segmenter:
         labels_t = torch.where(bad, torch.full_like(ids, self.label_set.ignore_id), ids).to(torch.uint8)
         labels = labels_t.cpu().numpy()
         confidence = np.ones((n, h, w), np.float32) if "confidence" in wanted else None
+        post_ms = (self._clock() - t2) * 1e3 / n
         # No CRF stage: a label map has no probabilities to refine.
-        return self._rendered_results(src, labels, labels_t, confidence, wanted, (t0, t1, t2), (t2, t2))
+        return self._rendered_results(src, labels, labels_t, confidence, wanted, [*stage_ms, post_ms])
 
     def _rendered_results(self, src, labels: np.ndarray, labels_t: torch.Tensor | None,
-                          confidence: np.ndarray | None,
-                          wanted: frozenset[str], clocks: tuple[float, float, float],
-                          crf_clocks: tuple[float, float]) -> list[SegResult]:
+                          confidence: np.ndarray | None, wanted: frozenset[str], stage_ms: list[float],
+                          crf_ms: float = 0.0) -> list[SegResult]:
         """Colour and overlay (as asked for), then per-frame results with the stage timings.
 
-        ``clocks``: start, end of preprocessing, end of inference; ``crf_clocks``: start and end of the CRF
-        (equal when it did not run), whose time is taken out of the postprocessing stage.
+        ``stage_ms``: per-frame preprocess, infer and postprocess (without the CRF) times; ``crf_ms``: the CRF's.
         """
-        t0, t1, t2 = clocks
-        t_crf0, t_crf1 = crf_clocks
         t3 = self._clock()
         color = overlay = None
         if "color" in wanted or "overlay" in wanted:
@@ -303,11 +336,10 @@ class Segmenter:
             color, overlay = render(src, labels_t if on_device else labels,
                                     self._palette if on_device else self.label_set.palette, self._alpha,
                                     color="color" in wanted, overlay="overlay" in wanted)
-        t4 = self._clock()
         n = len(labels)
-        stage_ms = [(b - a) * 1000.0 / n for a, b in ((t0, t1), (t1, t2), (t_crf0, t_crf1), (t2, t3), (t3, t4))]
-        stage_ms[3] -= stage_ms[2]  # postprocess without the CRF
-        return _split_batch(labels, color, overlay, confidence, stage_ms)
+        render_ms = (self._clock() - t3) * 1e3 / n
+        pre_ms, infer_ms, post_ms = stage_ms
+        return _split_batch(labels, color, overlay, confidence, [pre_ms, infer_ms, crf_ms, post_ms, render_ms])
 
     def _clock(self) -> float:
         if self._on_cuda:

@@ -67,7 +67,7 @@ def test_parameters_keep_their_order_and_groups():
     assert len(names) == len(set(names))
     runtime_reload = {p.name: p.reload for p in PARAMS if p.name.startswith("runtime.")}
     assert all(runtime_reload.values()) and not any(p.reload for p in PARAMS if p.name.startswith("crf."))
-    assert [p.name for p in PARAMS if p.read_only] == ["input_transport"]
+    assert [p.name for p in PARAMS if p.read_only] == ["cameras", "input_transport"]
 
 
 def test_shared_lists_are_the_runtimes():

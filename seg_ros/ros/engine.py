@@ -11,6 +11,14 @@ Being ROS-free, the same code is unit-tested and soak-tested with the
 ``rosbags`` message classes (the real ROS 2 definitions) and runs in the node
 with rclpy's.
 
+Several cameras (the ``cameras`` parameter): each has its own newest-frame
+slot, camera_info, per-camera parameters (:data:`seg_ros.config.CAMERA_PARAMS`)
+and statistics; one Segmenter serves them all, each worker round segmenting the
+newest frame of every camera that has one as one batch (the scheduling rule is
+in :mod:`seg_ros.ros.worker`). Output keys passed to ``publish`` and
+``subscribers`` are ``<camera>/<output>``; with no ``cameras`` they are the
+bare output names, as before.
+
 Parameter changes (:meth:`~SegmentationEngine.apply`):
 
 * cheap ones (``overlay_alpha``, ``confidence_encoding``, ``publish.*``,
@@ -33,10 +41,19 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from seg_ros.config import SPECS, crf_config, reload_params, segmenter_kwargs, validate, validate_all
+from seg_ros.config import (
+    camera_values,
+    check_camera_scoped,
+    crf_config,
+    reload_params,
+    segmenter_kwargs,
+    spec_for,
+    validate,
+    validate_all,
+)
 from seg_ros.core.errors import ConfigError, InputError, SegRosError, clip
 from seg_ros.io.messages import compressed_to_rgb, confidence_image, image_message, image_to_rgb
-from seg_ros.pipeline import Segmenter, format_resolution
+from seg_ros.pipeline import Segmenter, SegResult, format_resolution
 from seg_ros.ros.camera_info import scale_camera_info
 from seg_ros.ros.diagnostics import NodeStats, Summary, Throttle
 from seg_ros.ros.worker import FrameWorker
@@ -53,11 +70,39 @@ middle of one. Never set it on a robot."""
 
 @dataclass(frozen=True)
 class InputFrame:
-    """What a subscription callback stores: the message as received and when (monotonic seconds)."""
+    """What a subscription callback stores: the message as received, when (monotonic seconds), from which
+    camera ("" = the node's single camera)."""
 
     msg: Any
     compressed: bool
     arrived: float
+    camera: str = ""
+
+
+def output_key(camera: str, output: str) -> str:
+    """The key of ``camera``'s ``output`` for ``publish`` and ``subscribers``: ``<camera>/<output>``, or the bare
+    output name for the single unnamed camera."""
+    return f"{camera}/{output}" if camera else output
+
+
+@dataclass
+class CameraState:
+    """One camera's latest camera_info, statistics and the outputs computed for its last frame."""
+
+    name: str
+    stats: NodeStats
+    camera_info: Any = None
+    computed: str = ""
+
+
+@dataclass
+class _Decoded:
+    index: int
+    frame: InputFrame
+    rgb: Any
+    decode_ms: float
+    wanted: frozenset[str]
+    values: dict[str, Any]
 
 
 class SegmentationEngine:
@@ -98,17 +143,21 @@ class SegmentationEngine:
         self._log = log or (lambda level, text: None)
         self._clock = clock
         self._throttle = Throttle(throttle_s)
-        self._camera_info: Any = None
-        self._computed = ""
         self._apply_lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg_ros-loader")
         self._closed = False
         self._test_delay_s = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
         self.stats = NodeStats()
+        """The shared pipeline's statistics (with one unnamed camera: also the camera's)."""
+        names = vals["cameras"] or ("",)
+        self.cameras: dict[str, CameraState] = {
+            c: CameraState(c, self.stats if not c else NodeStats()) for c in names}
+        """Per camera, in the order of the ``cameras`` parameter ("" alone without it)."""
         self.pipeline_listeners: list[Callable[[Segmenter], None]] = []
         """Called (from the thread that applied the change) after a new pipeline was swapped in."""
         self._worker: FrameWorker[InputFrame] = FrameWorker(
-            self._process, self._on_error, min_interval_s=_interval(vals["max_rate_hz"]), name="seg_ros-worker")
+            on_error=self._on_error, process_batch=self._process_batch, cameras=names,
+            min_interval_s=_interval(vals["max_rate_hz"]), name="seg_ros-worker")
         self._update_info()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -144,13 +193,19 @@ class SegmentationEngine:
 
     # -- input ---------------------------------------------------------------------------------------
 
-    def submit(self, msg: Any, compressed: bool = False) -> bool:
-        """Store a received Image (or CompressedImage) as the newest frame; True if an older one was dropped."""
-        return self._worker.submit(InputFrame(msg, compressed, self._clock()))
+    def submit(self, msg: Any, compressed: bool = False, camera: str = "") -> bool:
+        """Store a received Image (or CompressedImage) as ``camera``'s newest frame; True if an older one was
+        dropped."""
+        return self._worker.submit(InputFrame(msg, compressed, self._clock(), camera), camera)
 
-    def set_camera_info(self, msg: Any) -> None:
-        """The latest camera_info; republished (scaled to the output size) with each frame's header."""
-        self._camera_info = msg
+    def set_camera_info(self, msg: Any, camera: str = "") -> None:
+        """``camera``'s latest camera_info; republished (scaled to the output size) with each of its frames'
+        headers."""
+        self.cameras[camera].camera_info = msg
+
+    def drop_pending(self) -> int:
+        """Drop the frames waiting to be segmented (counted as dropped), e.g. when the node is deactivated."""
+        return self._worker.drop_pending()
 
     # -- parameters ----------------------------------------------------------------------------------
 
@@ -167,11 +222,12 @@ class SegmentationEngine:
             new = dict(cur)
             try:
                 for name, value in changes.items():
-                    spec = SPECS.get(name)
+                    spec = spec_for(name)
                     if spec is not None and spec.read_only and value != cur[name]:
                         raise ConfigError(f"parameter {name} is read-only at runtime; set it when the node starts "
                                           "(launch argument or parameter file).")
                     new[name] = validate(name, value)
+                check_camera_scoped(new)
             except ConfigError as e:
                 self.stats.count("params_rejected")
                 self._log("warn", f"parameter change rejected: {e}")
@@ -245,50 +301,92 @@ class SegmentationEngine:
 
     # -- the worker ----------------------------------------------------------------------------------
 
-    def _process(self, frame: InputFrame) -> None:
-        msg = frame.msg
+    def _process_batch(self, items: list[tuple[str, InputFrame]]) -> list[BaseException | None]:
+        """Decode the newest frame of each camera, segment them as one batch, publish each camera's outputs;
+        per item None or the exception that failed it (see :class:`~seg_ros.ros.worker.FrameWorker`)."""
         if self._test_delay_s > 0:
             time.sleep(self._test_delay_s)
         vals, seg = self._state
-        t0 = self._clock()
+        errors: list[BaseException | None] = [None] * len(items)
+        ready: list[_Decoded] = []
         budget = vals["max_pixels"]
-        rgb = compressed_to_rgb(msg, budget) if frame.compressed else image_to_rgb(msg, budget)
-        t1 = self._clock()
-        wanted = {"labels"} | {o for o in ("color", "overlay", "confidence")
-                               if vals[f"publish.{o}"] and self._subscribers(o) > 0}
-        result = seg.segment(rgb, wanted)
-        self._computed = ",".join(o for o in OUTPUT_TOPICS if o in wanted)
+        for i, (camera, frame) in enumerate(items):
+            t0 = self._clock()
+            try:
+                rgb = compressed_to_rgb(frame.msg, budget) if frame.compressed else image_to_rgb(frame.msg, budget)
+            except BaseException as e:  # noqa: BLE001 - this camera's frame fails alone
+                errors[i] = e
+                continue
+            own = camera_values(vals, camera)
+            wanted = frozenset({"labels"} | {o for o in ("color", "overlay", "confidence")
+                                             if own[f"publish.{o}"] and self._subscribers(output_key(camera, o)) > 0})
+            ready.append(_Decoded(i, frame, rgb, (self._clock() - t0) * 1000.0, wanted, own))
+        if not ready:
+            return errors
+        try:
+            results = seg.segment_batch([d.rgb for d in ready], frozenset().union(*(d.wanted for d in ready)))
+        except BaseException as e:  # noqa: BLE001 - find the frame that failed it: one at a time
+            if len(ready) == 1:
+                errors[ready[0].index] = e
+                return errors
+            results = []
+            for d in ready:
+                try:
+                    results.append(seg.segment(d.rgb, d.wanted))
+                except BaseException as e1:  # noqa: BLE001 - only this camera's frame fails
+                    errors[d.index] = e1
+                    results.append(None)
+        for d, result in zip(ready, results):
+            if result is not None:
+                self._publish_result(d, result, vals)
+        return errors
+
+    def _publish_result(self, d: _Decoded, result: SegResult, vals: dict[str, Any]) -> None:
+        camera = d.frame.camera
+        state = self.cameras[camera]
+        own = d.values
         t2 = self._clock()
-        header = msg.header
+        header = d.frame.msg.header
         cls = self._image_cls
-        if vals["publish.labels"]:
-            self._publish("labels", image_message(cls, header, result.labels))
-        if result.color is not None:
-            self._publish("color", image_message(cls, header, result.color))
-        if result.overlay is not None:
-            self._publish("overlay", image_message(cls, header, result.overlay))
-        if result.confidence is not None:
-            self._publish("confidence",
-                          image_message(cls, header, confidence_image(result.confidence, vals["confidence_encoding"])))
-        info = self._camera_info
-        if info is not None and vals["publish.camera_info"] and self._subscribers("camera_info") > 0:
-            self._publish("camera_info", scale_camera_info(info, rgb.shape[0], rgb.shape[1], header))
+        state.computed = ",".join(o for o in OUTPUT_TOPICS if o in d.wanted)
+        if own["publish.labels"]:
+            self._publish(output_key(camera, "labels"), image_message(cls, header, result.labels))
+        if result.color is not None and "color" in d.wanted:
+            self._publish(output_key(camera, "color"), image_message(cls, header, result.color))
+        if result.overlay is not None and "overlay" in d.wanted:
+            self._publish(output_key(camera, "overlay"), image_message(cls, header, result.overlay))
+        if result.confidence is not None and "confidence" in d.wanted:
+            self._publish(output_key(camera, "confidence"), image_message(
+                cls, header, confidence_image(result.confidence, vals["confidence_encoding"])))
+        info = state.camera_info
+        if info is not None and own["publish.camera_info"] and self._subscribers(output_key(camera,
+                                                                                             "camera_info")) > 0:
+            self._publish(output_key(camera, "camera_info"),
+                          scale_camera_info(info, d.rgb.shape[0], d.rgb.shape[1], header))
         t3 = self._clock()
         stages = {k: v for k, v in result.timings.items() if k != "total"}
-        stages["decode"] = (t1 - t0) * 1000.0
+        stages["decode"] = d.decode_ms
         stages["publish"] = (t3 - t2) * 1000.0
-        self.stats.frame((t3 - frame.arrived) * 1000.0, stages)
+        latency = (t3 - d.frame.arrived) * 1000.0
+        state.stats.frame(latency, stages)
+        if state.stats is not self.stats:
+            self.stats.frame(latency, stages)
 
     def _on_error(self, error: BaseException, frame: InputFrame) -> None:
         kind = "compressed image" if frame.compressed else "image"
+        if frame.camera:
+            kind = f"{kind} of camera {frame.camera}"
         frame_id = clip(repr(getattr(getattr(frame.msg, "header", None), "frame_id", "?")), 60)
+        stats = self.cameras[frame.camera].stats
         if isinstance(error, InputError):
-            self.stats.bad_frame(str(error))
-            self._warn("bad", f"dropped a bad {kind} (frame_id {frame_id}): {error}")
+            stats.bad_frame(str(error))
+            self._warn(f"bad{frame.camera}", f"dropped a bad {kind} (frame_id {frame_id}): {error}")
         else:
             text = f"{type(error).__name__}: {error}"
-            self.stats.error(text)
-            self._warn("error", f"segmenting an {kind} (frame_id {frame_id}) failed: {text}")
+            stats.error(text)
+            if stats is not self.stats:
+                self.stats.error(text)
+            self._warn(f"error{frame.camera}", f"segmenting an {kind} (frame_id {frame_id}) failed: {text}")
 
     def _warn(self, key: str, text: str) -> None:
         held = self._throttle.check(key)
@@ -298,12 +396,26 @@ class SegmentationEngine:
     # -- diagnostics ---------------------------------------------------------------------------------
 
     def summary(self, extra: Mapping[str, str] | None = None) -> Summary:
-        """The diagnostic status now (see :class:`~seg_ros.ros.diagnostics.NodeStats`); ``extra`` facts added."""
+        """The shared pipeline's diagnostic status now (see :class:`~seg_ros.ros.diagnostics.NodeStats`), with
+        the counts of all cameras; ``extra`` facts added. With one unnamed camera it is also the camera's."""
         c = self._worker.counts()
         self.stats.set_count("received", c.submitted)
         self.stats.set_count("processed", c.processed)
         self.stats.set_count("dropped", c.dropped)
-        return self.stats.summary(extra={"outputs": self._computed or "none yet", **(extra or {})})
+        if "" in self.cameras:
+            facts = {"outputs": self.cameras[""].computed or "none yet"}
+        else:
+            facts = {"cameras": ", ".join(self.cameras)}
+        return self.stats.summary(extra={**facts, **(extra or {})})
+
+    def camera_summary(self, camera: str, extra: Mapping[str, str] | None = None) -> Summary:
+        """One named camera's diagnostic status: its frames, drops, bad frames and latency."""
+        state = self.cameras[camera]
+        c = self._worker.counts(camera)
+        state.stats.set_count("received", c.submitted)
+        state.stats.set_count("processed", c.processed)
+        state.stats.set_count("dropped", c.dropped)
+        return state.stats.summary(extra={"outputs": state.computed or "none yet", **(extra or {})})
 
 
 def _interval(max_rate_hz: float) -> float:

@@ -14,6 +14,12 @@ Topics (relative, so namespaces and remapping apply)::
     ~/label_info_json    std_msgs/String (JSON)         out  transient local; the fallback without vision_msgs
     /diagnostics         diagnostic_msgs/DiagnosticArray out 1 Hz
 
+With ``cameras: [front, rear]`` one node serves several cameras with one model:
+each camera reads ``<camera>/image`` (or ``<camera>/image/compressed``) and
+``<camera>/camera_info`` and publishes ``~/<camera>/labels``, ``color``,
+``overlay``, ``confidence`` and ``camera_info`` (``camera_ports.py``);
+/diagnostics then carries one status for the shared pipeline and one per camera.
+
 Every per-frame output carries the input image's header unchanged. The work
 is done by :class:`seg_ros.ros.engine.SegmentationEngine` (ROS-free); this
 module declares the parameters of :data:`seg_ros.config.PARAMS` with
@@ -60,22 +66,17 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
-from seg_ros.config import NODE_NAME, PARAMS, SPECS, ParamSpec, validate, validate_all
-from seg_ros.core.errors import SegRosError
+from seg_ros.config import CAMERA_PARAMS, NODE_NAME, PARAMS, SPECS, ParamSpec, spec_for, validate, validate_all
+from seg_ros.core.errors import ConfigError, SegRosError
 from seg_ros.io.messages import label_info_json, label_info_message
+from seg_ros.ros.camera_ports import CameraPorts
 from seg_ros.ros.dds import use_default_profile
 from seg_ros.ros.diagnostics import diagnostic_array
-from seg_ros.ros.engine import OUTPUT_TOPICS, SHUTTING_DOWN, SegmentationEngine
+from seg_ros.ros.engine import SHUTTING_DOWN, SegmentationEngine
 from seg_ros.ros.launch_support import READY_MARKER
-from seg_ros.ros.qos import choose_reliability, incompatible_qos_hint
-
-try:  # rclpy >= Iron; Humble has the same classes in rclpy.qos_event
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # pragma: no cover - Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
 
 try:  # vision_msgs has no PyPI wheel; on a robot it comes from apt (ros-<distro>-vision-msgs)
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -96,14 +97,15 @@ EXIT_USER_ERROR = 2
 STOP_GRACE_S = 2.0
 """After a stop signal and the ROS teardown, how long the frame in progress may take before the process ends
 without waiting for it (seconds)."""
-_RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 _PARAM_TYPE = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-               float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+               float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+               tuple: ParameterType.PARAMETER_STRING_ARRAY}
 
 
-def parameter_descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """The rcl descriptor of one parameter: type, description, choices, range and read-only flag."""
-    d = ParameterDescriptor(name=spec.name, type=_PARAM_TYPE[spec.type], read_only=spec.read_only)
+def parameter_descriptor(spec: ParamSpec, name: str | None = None) -> ParameterDescriptor:
+    """The rcl descriptor of one parameter (named ``name``, default the spec's): type, description, choices, range
+    and read-only flag."""
+    d = ParameterDescriptor(name=name or spec.name, type=_PARAM_TYPE[spec.type], read_only=spec.read_only)
     d.description = spec.description + (" Changing it rebuilds the pipeline in the background." if spec.reload else "")
     if spec.choices:
         d.additional_constraints = f"one of: {', '.join(spec.choices)}"
@@ -125,10 +127,7 @@ class SegmentationNode(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self._check_overrides()
-        for spec in PARAMS:
-            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-        values = validate_all({p.name: self.get_parameter(p.name).value for p in PARAMS})
+        values = declare_parameters(self)
         self._closing = False
         self._ros_lock = threading.Lock()
         """Held around every rcl call made outside the executor (the worker's publications); closing takes it."""
@@ -136,10 +135,6 @@ class SegmentationNode(Node):
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
 
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {name: self.create_publisher(Image, f"~/{name}", out_qos) for name in OUTPUT_TOPICS
-                      if name != "camera_info"}
-        self._pubs["camera_info"] = self.create_publisher(CameraInfo, "~/camera_info", out_qos)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._label_pub = self.create_publisher(LabelInfo if LabelInfo is not None else String, LABEL_INFO_TOPIC,
@@ -148,29 +143,15 @@ class SegmentationNode(Node):
 
         self._engine = SegmentationEngine(values, Image, self._publish, self._subscriber_count, self._log)
         self._engine.pipeline_listeners.append(lambda seg: self._publish_label_info())
-
-        self._image_sub = self._info_sub = None
-        self._reliability = ""
-        self._subscribe()
+        self._ports = {c: CameraPorts(self, c, self._engine, self._input_group, self._log_warning)
+                       for c in self._engine.cameras}
+        for ports in self._ports.values():
+            ports.subscribe()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self._steady_timer(1.0, self._publish_diagnostics)
         self._qos_timer = self._steady_timer(1.0, self._check_auto_qos)
         self._engine.start()
         self._publish_label_info()
-
-    def _check_overrides(self) -> None:
-        """Validate the start-up values (``-p``, parameter files) against the schema before rclpy sees them, so
-        that a wrong type or range is one sentence of ours; an integer given for a float parameter is taken."""
-        overrides = getattr(self, "_parameter_overrides", None)
-        if not isinstance(overrides, dict):  # pragma: no cover - rclpy's layout changed: its own checks remain
-            return
-        for spec in PARAMS:
-            given = overrides.get(spec.name)
-            if given is None:
-                continue
-            value = validate(spec.name, given.value)  # ConfigError names the parameter and what it must be
-            if value is not given.value and spec.type is float:
-                overrides[spec.name] = RclpyParameter(spec.name, value=value)
 
     def _steady_timer(self, period_s: float, callback: Any) -> Any:
         """A timer on the steady clock, so that it keeps running under use_sim_time when no /clock comes."""
@@ -182,83 +163,35 @@ class SegmentationNode(Node):
 
     def announce_ready(self) -> None:
         """Log the one line starting with ``READY_MARKER`` (the replay launch waits for it)."""
-        values, seg = self._engine.values, self._engine.segmenter
-        self.get_logger().info(
-            f"{READY_MARKER} segmenting {self._image_topic} ({values['input_transport']}, QoS {self._reliability} "
-            f"depth {values['qos.depth']}) with {seg.describe()}; outputs under {self.get_fully_qualified_name()}/")
-
-    # -- inputs ------------------------------------------------------------------------------------------
-
-    @property
-    def _image_topic(self) -> str:
-        if self._engine.values["input_transport"] == "compressed":
-            # image_transport's convention: remapping the base topic moves every transport with it.
-            return self.resolve_topic_name("image") + "/compressed"
-        return self.resolve_topic_name("image")
-
-    def _offered_reliabilities(self) -> list[str]:
-        out = []
-        for info in self.get_publishers_info_by_topic(self._image_topic):
-            rel = info.qos_profile.reliability
-            out.append("reliable" if rel == ReliabilityPolicy.RELIABLE else "best_effort")
-        return out
-
-    def _subscribe(self) -> None:
-        """(Re)create the image and camera_info subscriptions from the qos.* parameters."""
-        values = self._engine.values
-        setting = values["qos.reliability"]
-        offered = self._offered_reliabilities() if setting == "auto" else []
-        reliability = choose_reliability(setting, offered)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=values["qos.depth"],
-                         reliability=_RELIABILITY[reliability], durability=DurabilityPolicy.VOLATILE)
-        for sub in (self._image_sub, self._info_sub):
-            if sub is not None:
-                self.destroy_subscription(sub)
-        compressed = values["input_transport"] == "compressed"
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self._image_sub = self.create_subscription(
-            CompressedImage if compressed else Image, self._image_topic,
-            self._on_compressed if compressed else self._on_image, qos,
-            callback_group=self._input_group, event_callbacks=events)
-        self._info_sub = self.create_subscription(
-            CameraInfo, "camera_info", self._engine.set_camera_info, qos, callback_group=self._input_group,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos))
-        self._subscribed_with = (setting, reliability, values["qos.depth"])
-        if self._reliability and reliability != self._reliability:
-            self.get_logger().info(f"input QoS now {reliability} (qos.reliability={setting}, offered: "
-                                   f"{', '.join(offered) or 'no publisher'}).")
-        self._reliability = reliability
+        seg = self._engine.segmenter
+        inputs = "; ".join(f"{p.image_topic} ({p.values['input_transport']}, QoS {p.reliability} depth "
+                           f"{p.values['qos.depth']})" for p in self._ports.values())
+        self.get_logger().info(f"{READY_MARKER} segmenting {inputs} with {seg.describe()}; outputs under "
+                               f"{self.get_fully_qualified_name()}/")
 
     def _check_auto_qos(self) -> None:
-        """Re-match qos.reliability:=auto when the publishers on the input topic change."""
-        setting, reliability, depth = self._subscribed_with
-        if setting != "auto" or self._closing:
+        """Re-match qos.reliability:=auto when the publishers on an input topic change."""
+        if self._closing:
             return
-        if choose_reliability("auto", self._offered_reliabilities()) != reliability and not self._closing:
-            self._subscribe()
-
-    def _on_image(self, msg: Image) -> None:
-        self._engine.submit(msg, compressed=False)
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._engine.submit(msg, compressed=True)
-
-    def _on_incompatible_qos(self, event: Any) -> None:
-        policy = getattr(event.last_policy_kind, "name", str(event.last_policy_kind))
-        setting, reliability, _ = self._subscribed_with
-        self._engine.stats.count("qos_incompatible")
-        self.get_logger().warning(incompatible_qos_hint(self._image_topic, policy, setting, reliability))
+        for ports in self._ports.values():
+            if not self._closing:
+                ports.check_auto_qos()
 
     # -- outputs -----------------------------------------------------------------------------------------
 
-    def _publish(self, output: str, msg: Any) -> None:
+    def _publish(self, key: str, msg: Any) -> None:
+        camera, _, output = key.rpartition("/")
         with self._ros_lock:
             if not self._closing:
-                self._pubs[output].publish(msg)
+                self._ports[camera].publishers[output].publish(msg)
 
-    def _subscriber_count(self, output: str) -> int:
+    def _subscriber_count(self, key: str) -> int:
+        camera, _, output = key.rpartition("/")
         with self._ros_lock:
-            return 0 if self._closing else self._pubs[output].get_subscription_count()
+            return 0 if self._closing else self._ports[camera].publishers[output].get_subscription_count()
+
+    def _log_warning(self, text: str) -> None:
+        self._log("warn", text)
 
     def _log(self, level: str, text: str) -> None:
         if self._closing:  # frames and changes cut short by the stop are not failures
@@ -285,13 +218,8 @@ class SegmentationNode(Node):
     def _publish_diagnostics(self) -> None:
         if self._closing:
             return
-        setting, reliability, depth = self._subscribed_with
-        summary = self._engine.summary({"input topic": self._image_topic,
-                                        "input QoS": f"{reliability} depth {depth} (qos.reliability={setting})"})
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
-        msg = diagnostic_array(_DiagTypes, header, [
-            (f"{self.get_fully_qualified_name().lstrip('/')}: segmentation", self._engine.stats.info["device"],
-             summary)])
+        msg = diagnostic_array(_DiagTypes, header, diagnostic_statuses(self, self._engine, self._ports))
         with self._ros_lock:
             if not self._closing:
                 self._diag_pub.publish(msg)
@@ -321,7 +249,7 @@ class SegmentationNode(Node):
             self._log("warn", f"parameter change rejected: {reason}")
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        changes = {p.name: p.value for p in params if p.name in SPECS}
+        changes = {p.name: p.value for p in params if spec_for(p.name) is not None}
         if not changes:
             return SetParametersResult(successful=True)
         if self._closing:
@@ -329,8 +257,8 @@ class SegmentationNode(Node):
         try:
             ok, reason = self._engine.apply(changes)
             self._judged.by_engine = True
-            if ok and any(n.startswith("qos.") for n in changes) and not self._closing:
-                self._subscribe()
+            if ok and not self._closing:
+                resubscribe_changed_qos(self._ports)
         except Exception as e:  # noqa: BLE001 - a parameter request must always get an answer
             ok, reason = False, f"{type(e).__name__}: {e}"
             self._log("error", f"parameter change {sorted(changes)} failed: {reason}")
@@ -344,6 +272,71 @@ class SegmentationNode(Node):
         with self._ros_lock:
             self._closing = True
         self._engine.close(timeout=0)
+
+
+def declare_parameters(node: Any) -> dict[str, Any]:
+    """Declare every parameter of :data:`~seg_ros.config.PARAMS` on ``node`` with its descriptor, then the
+    per-camera ones (``<camera>.<name>``, unset unless given: unset follows ``<name>``) for the cameras named;
+    returns the validated start-up values.
+
+    The start-up values (``-p``, parameter files) are checked against the schema before rclpy sees them, so
+    that a wrong type or range is one sentence of ours; an integer given for a float parameter is taken.
+    """
+    overrides = getattr(node, "_parameter_overrides", None)
+    if isinstance(overrides, dict):  # else rclpy's layout changed: its own checks remain
+        for name, given in list(overrides.items()):
+            spec = spec_for(name)
+            if spec is None:
+                continue
+            value = validate(name, given.value)  # ConfigError names the parameter and what it must be
+            if value is not given.value and spec.type is float:
+                overrides[name] = RclpyParameter(name, value=value)
+    for spec in PARAMS:
+        if spec.type is tuple:  # an empty list has no type of its own for rclpy: declared typed, read with a default
+            node.declare_parameter(spec.name, RclpyParameter.Type.STRING_ARRAY, parameter_descriptor(spec))
+        else:
+            node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+    values = {p.name: _value(node, p) for p in PARAMS}
+    for name in overrides or {}:
+        camera = name.split(".", 1)[0]
+        if name not in SPECS and spec_for(name) is not None and camera not in (values["cameras"] or ()):
+            raise ConfigError(f"parameter {name} names camera {camera}, which is not in cameras "
+                              f"({', '.join(values['cameras']) or 'empty'}).")
+    for camera in values["cameras"]:
+        for base in CAMERA_PARAMS:
+            spec, name = SPECS[base], f"{camera}.{base}"
+            node.declare_parameter(name, RclpyParameter.Type(_PARAM_TYPE[spec.type]), parameter_descriptor(spec, name))
+            given = node.get_parameter_or(name, None)
+            if given is not None and given.type_ != RclpyParameter.Type.NOT_SET:
+                values[name] = given.value
+    return validate_all(values)
+
+
+def _value(node: Any, spec: ParamSpec) -> Any:
+    if spec.type is tuple:
+        given = node.get_parameter_or(spec.name, None)
+        return list(spec.default) if given is None or given.type_ == RclpyParameter.Type.NOT_SET else given.value
+    return node.get_parameter(spec.name).value
+
+
+def resubscribe_changed_qos(ports: dict[str, CameraPorts]) -> None:
+    """Re-create the subscriptions of the cameras whose qos.* values no longer match their subscriptions'."""
+    for p in ports.values():
+        setting, _, depth = p.subscribed_with
+        if p.subscribed and (p.values["qos.reliability"], p.values["qos.depth"]) != (setting, depth):
+            p.subscribe()
+
+
+def diagnostic_statuses(node: Any, engine: SegmentationEngine,
+                        ports: dict[str, CameraPorts]) -> list[tuple[str, str, Any]]:
+    """(name, hardware id, summary) of the node's diagnostic statuses: the pipeline's (with one camera, the
+    camera's too, as one status), then one per named camera."""
+    base = node.get_fully_qualified_name().lstrip("/")
+    device = engine.stats.info["device"]
+    if "" in ports:
+        return [(f"{base}: segmentation", device, engine.summary(ports[""].input_facts()))]
+    return [(f"{base}: segmentation", device, engine.summary())] + [
+        (f"{base}: camera {c}", device, engine.camera_summary(c, p.input_facts())) for c, p in ports.items()]
 
 
 class _DiagTypes:

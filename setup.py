@@ -60,6 +60,7 @@ setup(
         "console_scripts": [
             "seg-ros = seg_ros.cli:main",
             "segmentation_node = seg_ros.ros.node:main",
+            "segmentation_lifecycle_node = seg_ros.ros.lifecycle_node:main",
         ],
     },
 )

@@ -3,6 +3,7 @@
     ros2 launch seg_ros rosbag_replay.launch.py bag:=/data/drive_0001 image:=/camera/image_raw
     ros2 launch seg_ros rosbag_replay.launch.py bag:=/data/drive.mcap rate:=0.5 loop:=true start_offset:=30 \
         remap:="/front/image_raw:=/camera/image_raw /front/camera_info:=/camera/camera_info" rviz:=true
+    ros2 launch seg_ros rosbag_replay.launch.py bag:=two_cams cameras:=front,rear   # /front/image_raw, /rear/...
 
 Starts the node with use_sim_time:=true (always: the player publishes the bag's /clock, whatever the
 parameter file says), waits for its ready line (model loaded, publishers and subscription up), then runs
@@ -12,7 +13,8 @@ The bag, ros2bag (and rosbag2_storage_mcap for MCAP) and every argument are chec
 starts. Arguments (`-s` lists them): bag (required), rate, loop, start_offset, delay (extra seconds after
 the node is ready, default 0), remap (space-separated old:=new topic remaps applied by the player),
 image, camera_info, params_file, model, input_transport, namespace, rviz (default false; started only
-when rviz2 is installed).
+when rviz2 is installed), cameras, cameras_image, cameras_camera_info (one node for several cameras, as in
+segmentation.launch.py).
 """
 
 from ament_index_python.packages import get_package_share_directory
@@ -51,7 +53,7 @@ def launch_setup(context, *args, **kwargs):
         name="ros2_bag_play",
         output="screen",
     )
-    plan = plan_node(arg, get_package_share_directory(PACKAGE), use_sim_time="true")
+    plan = plan_node(arg, get_package_share_directory(PACKAGE), use_sim_time="true", lifecycle="false")
     node = Node(**plan.node)
     watcher = ReadyWatcher()
 

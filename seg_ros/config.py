@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
@@ -27,7 +26,7 @@ import yaml
 
 from seg_ros.core.errors import ConfigError, clip
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT, parse_resolution
-from seg_ros.core.names import INPUT_TRANSPORTS, NODE_NAME
+from seg_ros.core.names import CAMERA_NAME, INPUT_TRANSPORTS, NODE_NAME
 from seg_ros.core.settings import is_setting, setting, zero_or_at_least
 from seg_ros.crf import CRFConfig
 from seg_ros.models.modelfile import DEFAULT_MODEL
@@ -52,8 +51,6 @@ def _model(value: str) -> str:
     return value.strip()
 
 
-CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-"""A camera name: one ROS name token (it becomes a topic namespace and a parameter prefix)."""
 MAX_CAMERAS = 16
 
 

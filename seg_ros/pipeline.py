@@ -202,7 +202,7 @@ class Segmenter:
 
         Frames are resized to their inference size; frames that share one run through the network together
         (one call), whatever their own sizes, and every result is at its own frame's size. Where the backend
-        runs the whole pipeline in its graph (OpenVINO), frames of one size run together.
+        runs the whole pipeline in its graph (OpenVINO), it is handed the frames of one size together.
         """
         wanted = _check_outputs(outputs)
         if isinstance(frames, np.ndarray) and frames.ndim == 4:

@@ -62,7 +62,8 @@ class NodeProcess:
     """``segmentation_node`` in its own process; stderr goes to a file the test can read."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, params: dict[str, Any],
-                 remaps: dict[str, str], console_script: bool = False, wrapper: list[str] | None = None) -> None:
+                 remaps: dict[str, str], console_script: bool = False, wrapper: list[str] | None = None,
+                 module: str = "seg_ros.ros.node") -> None:
         self.name = name
         self.stderr_path = log_dir / f"{name}.stderr"
         self.stdout_path = log_dir / f"{name}.stdout"
@@ -74,7 +75,7 @@ class NodeProcess:
         if console_script:
             cmd = [str(Path(sys.executable).parent / "segmentation_node"), *args]
         else:
-            cmd = [sys.executable, "-m", "seg_ros.ros.node", *args]
+            cmd = [sys.executable, "-m", module, *args]
         self.cmd = cmd = [*(wrapper or []), *cmd]
         self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL,
                                      stdout=open(self.stdout_path, "w"), stderr=open(self.stderr_path, "w"))
@@ -258,6 +259,22 @@ class Driver:
         req = SetParameters.Request()
         req.parameters = [Parameter(name=name, value=_param_value(value))]
         return self._call(SetParameters, f"/{node}/set_parameters", req).results[0]
+
+    def change_state(self, node: str, transition: str, timeout: float = 120.0) -> bool:
+        """Trigger a lifecycle transition (``configure``, ``activate``, ..., ``inactive_shutdown``: the suffix of its
+        ``lifecycle_msgs/Transition`` constant, any case); True if it succeeded."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        req = ChangeState.Request()
+        req.transition = Transition(id=getattr(Transition, f"TRANSITION_{transition.upper()}"))
+        return bool(self._call(ChangeState, f"/{node}/change_state", req, timeout).success)
+
+    def lifecycle_state(self, node: str) -> str:
+        """The node's lifecycle state label (``unconfigured``, ``inactive``, ``active``, ``finalized``)."""
+        from lifecycle_msgs.srv import GetState
+
+        return str(self._call(GetState, f"/{node}/get_state", GetState.Request()).current_state.label)
 
     def get_params(self, node: str, *names: str) -> list[Any]:
         req = GetParameters.Request()

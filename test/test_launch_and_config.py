@@ -279,6 +279,11 @@ _SIGNATURES = {
         "Node": "*, executable, package=None, name=None, namespace=None, exec_name=None, parameters=None, "
                 "remappings=None, ros_arguments=None, arguments=None, cwd=None, env=None, additional_env=None, "
                 "emulate_tty=False, output='log', sigterm_timeout=None, sigkill_timeout=None",
+        # name and namespace are required; the rest is Node's
+        "LifecycleNode": "*, name, namespace, executable, package=None, exec_name=None, parameters=None, "
+                         "remappings=None, ros_arguments=None, arguments=None, cwd=None, env=None, "
+                         "additional_env=None, emulate_tty=False, output='log', sigterm_timeout=None, "
+                         "sigkill_timeout=None",
     },
 }
 
@@ -348,6 +353,43 @@ def test_segmentation_launch_without_rviz2_starts_the_node_and_says_so(launch_fi
     ament_prefix.add("rviz2")
     actions, _, _ = launch_file("segmentation.launch.py", rviz="true")
     assert [n.kw["package"] for n in _of(actions, "Node")] == ["rviz2", "seg_ros"]  # the node last
+
+
+def test_segmentation_launch_starts_the_lifecycle_node_on_request(launch_file):
+    actions, _, _ = launch_file("segmentation.launch.py", lifecycle="true", namespace="cam")
+    assert _of(actions, "Node") == []
+    (node,) = _of(actions, "LifecycleNode")
+    assert node.kw["executable"] == "segmentation_lifecycle_node" and node.kw["namespace"] == "cam"
+    assert any("ros2 lifecycle set" in a.kw["msg"] for a in _of(actions, "LogInfo"))
+    with pytest.raises(ConfigError, match="launch argument lifecycle:=yes is not one of true, false"):
+        ls.plan_node(_given(lifecycle="yes"), "/opt/share/seg_ros", package_exists=lambda name: False)
+
+
+def test_segmentation_launch_serves_several_cameras_from_one_node(launch_file):
+    actions, _, _ = launch_file("segmentation.launch.py", cameras="front, rear",
+                                cameras_image="/sensors/{camera}/image_rect")
+    (node,) = _of(actions, "Node")
+    assert node.kw["parameters"][1] == {"cameras": ["front", "rear"]}
+    assert node.kw["remappings"] == [("front/image", "/sensors/front/image_rect"),
+                                     ("front/camera_info", "/front/camera_info"),
+                                     ("rear/image", "/sensors/rear/image_rect"),
+                                     ("rear/camera_info", "/rear/camera_info")]
+    with pytest.raises(ConfigError, match="names a camera twice"):
+        launch_file("segmentation.launch.py", cameras="front,front")
+    with pytest.raises(ConfigError, match="camera name '2nd' is not valid"):
+        launch_file("segmentation.launch.py", cameras="front,2nd")
+
+
+def test_replay_launch_serves_the_cameras_of_a_multi_camera_bag(launch_file, ament_prefix, tmp_path):
+    bag = tmp_path / "two_cams"
+    bag.mkdir()
+    (bag / "metadata.yaml").write_text("rosbag2_bagfile_information:\n  storage_identifier: sqlite3\n")
+    ament_prefix.add("ros2bag")
+    actions, _, _ = launch_file("rosbag_replay.launch.py", bag=str(bag), cameras="front,rear")
+    (node,) = _of(actions, "Node")
+    assert node.kw["executable"] == "segmentation_node"
+    assert node.kw["parameters"][1] == {"use_sim_time": True, "cameras": ["front", "rear"]}
+    assert ("rear/image", "/rear/image_raw") in node.kw["remappings"]
 
 
 def test_segmentation_launch_fails_before_starting_anything(launch_file, tmp_path):

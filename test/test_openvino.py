@@ -229,7 +229,7 @@ def test_the_fused_graph_gives_the_pipelines_own_results(random_model_file, opts
         np.testing.assert_array_equal(a.overlay[same], b.overlay[same])
         assert a.timings["postprocess"] < b.timings["postprocess"]  # argmax and upsampling ran inside infer
     ih, iw = fused.inference_size(*frame_size)
-    assert fused.backend.fused_graphs == (((2, ih, iw, 3), frame_size, True),)
+    assert fused.backend.fused_graphs == (((1, ih, iw, 3), frame_size, True),)  # a batch runs frame by frame
     assert plain.backend.fused_graphs == ()
 
 

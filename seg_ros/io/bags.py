@@ -29,7 +29,6 @@ bag and the problem.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -47,6 +46,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from seg_ros.core.errors import InputError
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS
+from seg_ros.core.names import CAMERA_NAME
 from seg_ros.core.paths import check_creatable, require_file_or_dir
 from seg_ros.core.staging import raise_if_interrupted
 from seg_ros.io.datasets import FrameSource
@@ -638,8 +638,6 @@ CUSTOM_CAMERAS = "seg_ros.cameras"
 """custom_data key of a multi-camera bag: the camera names, comma-separated; each camera's topics and source are
 under ``seg_ros.cameras.<name>.image_topic`` / ``.gt_topic`` / ``.camera_info_topic`` / ``.source``."""
 
-CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-"""A camera name: one ROS name token, the namespace of that camera's topics."""
 
 
 @dataclass(frozen=True)
@@ -914,7 +912,7 @@ def write_multi_camera_bag(
 
 
 __all__ = [
-    "CAMERA_INFO", "CAMERA_NAME", "COMPRESSED_IMAGE", "CUSTOM_CAMERAS", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE",
+    "CAMERA_INFO", "COMPRESSED_IMAGE", "CUSTOM_CAMERAS", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE",
     "IMAGE_TYPES", "STORAGES",
     "BagCorruptError", "BagError", "BagInfo", "BagMessage", "BagNotFoundError", "BagReader", "BagTopicError",
     "BagWriteError", "BagWriter", "CameraIntrinsics", "CameraSummary", "CameraTopics", "DatasetBagSummary",

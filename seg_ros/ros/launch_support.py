@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seg_ros.core.errors import ConfigError
-from seg_ros.core.names import INPUT_TRANSPORTS, NODE_NAME
+from seg_ros.core.names import CAMERA_NAME, INPUT_TRANSPORTS, NODE_NAME
 
 PACKAGE = "seg_ros"
 EXECUTABLE = "segmentation_node"
+LIFECYCLE_EXECUTABLE = "segmentation_lifecycle_node"
 DEFAULT_PARAMS = "default.yaml"
 RVIZ_CONFIG = "seg_ros.rviz"
 RVIZ_PACKAGE = "rviz2"
@@ -74,11 +75,19 @@ NODE_ARGUMENTS = (
                    + ".", (NOT_GIVEN, *INPUT_TRANSPORTS)),
     LaunchArgument("rviz", "false", "Also start RViz with config/seg_ros.rviz (input, overlay, colour) when rviz2 "
                    "is installed.", BOOLEANS),
+    LaunchArgument("cameras", NOT_GIVEN, "Comma-separated camera names served by one node (the cameras parameter); "
+                   "each reads cameras_image and cameras_camera_info instead of image and camera_info" + _KEEP + "."),
+    LaunchArgument("cameras_image", "/{camera}/image_raw", "With cameras: each camera's input image topic, {camera} "
+                   "replaced by its name (the base topic when its transport is compressed)."),
+    LaunchArgument("cameras_camera_info", "/{camera}/camera_info", "With cameras: each camera's camera_info topic, "
+                   "{camera} replaced by its name."),
 )
 """The arguments of both launch files that configure segmentation_node and RViz."""
 SEGMENTATION_ARGUMENTS = (
     *NODE_ARGUMENTS,
     LaunchArgument("use_sim_time", NOT_GIVEN, "Use /clock (simulation)" + _KEEP + ".", (NOT_GIVEN, *BOOLEANS)),
+    LaunchArgument("lifecycle", "false", "Start the managed variant, segmentation_lifecycle_node: it loads the model "
+                   "on configure and takes frames once active (a lifecycle manager drives it).", BOOLEANS),
 )
 """segmentation.launch.py's arguments."""
 REPLAY_ARGUMENTS = (
@@ -93,14 +102,31 @@ REPLAY_ARGUMENTS = (
 """rosbag_replay.launch.py's arguments (the node always runs on the bag's clock: no use_sim_time)."""
 
 
+def camera_names(text: str) -> list[str]:
+    """The ``cameras`` launch argument (``front,rear``) as names; empty for an empty argument.
+
+    Raises:
+        ConfigError: a name that is no ROS name token, or a name given twice.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if not CAMERA_NAME.fullmatch(n):
+            raise ConfigError(f"launch argument cameras:={text}: camera name {n!r} is not valid; use a letter "
+                              "followed by letters, digits or underscores.")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"launch argument cameras:={text} names a camera twice.")
+    return names
+
+
 def parameter_overrides(*, model: str = NOT_GIVEN, input_transport: str = NOT_GIVEN,
-                        use_sim_time: str = NOT_GIVEN) -> dict[str, Any]:
+                        use_sim_time: str = NOT_GIVEN, cameras: str = NOT_GIVEN) -> dict[str, Any]:
     """The parameters that launch arguments set over the parameter file: only the arguments the user gave.
 
     Args:
         model: a model name or path; empty = keep the parameter file's.
         input_transport: "raw" or "compressed"; empty = keep the parameter file's.
         use_sim_time: "true" or "false"; empty = keep the parameter file's.
+        cameras: comma-separated camera names; empty = keep the parameter file's.
 
     Returns:
         ``{name: value}`` for the launch_ros Node's ``parameters`` list, after the file.
@@ -115,6 +141,8 @@ def parameter_overrides(*, model: str = NOT_GIVEN, input_transport: str = NOT_GI
         out["input_transport"] = _choice("input_transport", input_transport, INPUT_TRANSPORTS)
     if use_sim_time:
         out["use_sim_time"] = _choice("use_sim_time", use_sim_time, BOOLEANS) == "true"
+    if cameras:
+        out["cameras"] = camera_names(cameras)
     return out
 
 
@@ -183,18 +211,28 @@ def rviz_config_for(share: str, image: str, namespace: str, directory: str | Non
 
 
 def node_kwargs(*, params_file: str, overrides: dict[str, Any], namespace: str, image: str,
-                camera_info: str) -> dict[str, Any]:
-    """Keyword arguments of the launch_ros ``Node`` action that starts segmentation_node.
+                camera_info: str, cameras_image: str = "/{camera}/image_raw",
+                cameras_camera_info: str = "/{camera}/camera_info", lifecycle: bool = False) -> dict[str, Any]:
+    """Keyword arguments of the launch_ros ``Node`` (or, with ``lifecycle``, ``LifecycleNode``) action that starts
+    segmentation_node (segmentation_lifecycle_node).
 
-    The parameter file comes first and the overrides after it, so only the arguments the user gave win.
+    The parameter file comes first and the overrides after it, so only the arguments the user gave win. With
+    ``overrides["cameras"]``, each camera's ``<camera>/image`` and ``<camera>/camera_info`` are remapped to the
+    ``cameras_*`` templates with ``{camera}`` replaced; else ``image`` and ``camera_info`` are.
     """
+    cameras = overrides.get("cameras")
+    if cameras:
+        remappings = [(f"{c}/{topic}", template.replace("{camera}", c)) for c in cameras
+                      for topic, template in (("image", cameras_image), ("camera_info", cameras_camera_info))]
+    else:
+        remappings = [("image", image), ("camera_info", camera_info)]
     return {
         "package": PACKAGE,
-        "executable": EXECUTABLE,
+        "executable": LIFECYCLE_EXECUTABLE if lifecycle else EXECUTABLE,
         "name": NODE_NAME,
         "namespace": namespace,
         "parameters": [params_file, overrides] if overrides else [params_file],
-        "remappings": [("image", image), ("camera_info", camera_info)],
+        "remappings": remappings,
         "additional_env": {EXIT_WITH_PARENT_ENV: "1"},
         "output": "screen",
         "emulate_tty": True,
@@ -213,14 +251,17 @@ def rviz_kwargs(config: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class NodePlan:
-    """What a launch file starts: the node's and RViz's Node keyword arguments and the lines to log first."""
+    """What a launch file starts: the node's and RViz's Node keyword arguments and the lines to log first;
+    ``lifecycle``: start the node with launch_ros's ``LifecycleNode`` action."""
 
     node: dict[str, Any]
     rviz: dict[str, Any] | None
     messages: list[str] = field(default_factory=list)
+    lifecycle: bool = False
 
 
 def plan_node(arg: Callable[[str], str], share: str, *, use_sim_time: str | None = None,
+              lifecycle: str | None = None,
               package_exists: Callable[[str], bool] = package_installed, rviz_dir: str | None = None) -> NodePlan:
     """Resolve the node's launch arguments into what to start; every lookup that can fail happens here.
 
@@ -228,6 +269,7 @@ def plan_node(arg: Callable[[str], str], share: str, *, use_sim_time: str | None
         arg: launch argument name -> its value ("" when not given).
         share: seg_ros's share folder (config/default.yaml, config/seg_ros.rviz).
         use_sim_time: force this value ("true" for replay); None = the ``use_sim_time`` argument.
+        lifecycle: force this value ("false" for replay); None = the ``lifecycle`` argument.
         package_exists: ``name -> installed?`` (the ament index on a robot).
         rviz_dir: where to write the RViz layout (default: the system temporary folder).
 
@@ -235,7 +277,9 @@ def plan_node(arg: Callable[[str], str], share: str, *, use_sim_time: str | None
         ConfigError: an argument value or the parameter file is invalid.
     """
     overrides = parameter_overrides(model=arg("model"), input_transport=arg("input_transport"),
-                                    use_sim_time=arg("use_sim_time") if use_sim_time is None else use_sim_time)
+                                    use_sim_time=arg("use_sim_time") if use_sim_time is None else use_sim_time,
+                                    cameras=arg("cameras"))
+    managed = _choice("lifecycle", arg("lifecycle") if lifecycle is None else lifecycle, BOOLEANS) == "true"
     params_file = params_file_path(arg("params_file"), share)
     start_rviz, rviz_message = rviz_decision(arg("rviz"), package_exists)
     given = ", ".join(f"{k}={v}" for k, v in overrides.items())
@@ -246,8 +290,12 @@ def plan_node(arg: Callable[[str], str], share: str, *, use_sim_time: str | None
     if start_rviz:
         rviz = rviz_kwargs(rviz_config_for(share, arg("image"), arg("namespace"), rviz_dir), overrides)
     node = node_kwargs(params_file=params_file, overrides=overrides, namespace=arg("namespace"), image=arg("image"),
-                       camera_info=arg("camera_info"))
-    return NodePlan(node, rviz, messages)
+                       camera_info=arg("camera_info"), cameras_image=arg("cameras_image"),
+                       cameras_camera_info=arg("cameras_camera_info"), lifecycle=managed)
+    if managed:
+        messages.append(f"{LIFECYCLE_EXECUTABLE}: configure and activate it with a lifecycle manager or "
+                        f"`ros2 lifecycle set <node> configure`, then `... activate`")
+    return NodePlan(node, rviz, messages, managed)
 
 
 def _number(name: str, value: str, minimum: float, *, inclusive: bool = True) -> str:

@@ -50,10 +50,13 @@ from __future__ import annotations
 from seg_ros.ros.stopping import PROCESS_STOP, StopSignals, exit_with_parent
 # isort: on
 
+import ctypes
+import gc
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -118,15 +121,18 @@ def parameter_descriptor(spec: ParamSpec, name: str | None = None) -> ParameterD
     return d
 
 
-class SegmentationNode(Node):
-    """The ROS 2 front end of :class:`~seg_ros.ros.engine.SegmentationEngine` (see the module docstring).
+class SegmentationFrontEnd:
+    """The ROS side of :class:`~seg_ros.ros.engine.SegmentationEngine`, shared by the plain and the lifecycle node
+    (mixed in before rclpy's ``Node`` / ``LifecycleNode``): parameters, topics, diagnostics, label info.
 
-    Raises:
-        SegRosError: a start-up parameter is invalid or the initial model cannot be loaded.
+    The pieces are brought up and down in steps, which the plain node takes at once and the lifecycle node
+    takes per transition: :meth:`_declare` (parameters), :meth:`_load` (the engine and its model: the slow
+    part), :meth:`_open` (publishers, subscriptions, timers, the worker), :meth:`_shut` (the reverse of
+    ``_open``, dropping queued frames) and :meth:`_unload` (the engine and the model freed).
     """
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+    def _declare(self) -> dict[str, Any]:
+        """Declare the parameters and set up what never changes; returns the validated start-up values."""
         values = declare_parameters(self)
         self._closing = False
         self._ros_lock = threading.Lock()
@@ -134,24 +140,64 @@ class SegmentationNode(Node):
         self._judged = threading.local()
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._engine: SegmentationEngine | None = None
+        self._ports: dict[str, CameraPorts] = {}
+        self._timers: list[Any] = []
+        self._label_pub: Any = None
+        self._diag_pub: Any = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        return values
 
+    def _load(self, values: dict[str, Any]) -> None:
+        """Build the engine (load the model, build or import the backend) and start its idle worker."""
+        engine = SegmentationEngine(values, Image, self._publish, self._subscriber_count, self._log)
+        engine.pipeline_listeners.append(lambda seg: self._publish_label_info())
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._label_pub = self.create_publisher(LabelInfo if LabelInfo is not None else String, LABEL_INFO_TOPIC,
                                                 latched)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._engine = engine.start()
 
-        self._engine = SegmentationEngine(values, Image, self._publish, self._subscriber_count, self._log)
-        self._engine.pipeline_listeners.append(lambda seg: self._publish_label_info())
-        self._ports = {c: CameraPorts(self, c, self._engine, self._input_group, self._log_warning)
-                       for c in self._engine.cameras}
-        for ports in self._ports.values():
-            ports.subscribe()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_timer = self._steady_timer(1.0, self._publish_diagnostics)
-        self._qos_timer = self._steady_timer(1.0, self._check_auto_qos)
-        self._engine.start()
+    def _open(self) -> None:
+        """Publishers and subscriptions of every camera, the diagnostics and QoS timers; frames flow."""
+        engine = self._engine
+        ports = {c: CameraPorts(self, c, engine, self._input_group, self._log_warning) for c in engine.cameras}
+        with self._ros_lock:
+            self._ports = ports
+        for p in ports.values():
+            p.subscribe()
+        self._timers = [self._steady_timer(1.0, self._publish_diagnostics),
+                        self._steady_timer(1.0, self._check_auto_qos)]
         self._publish_label_info()
+
+    def _shut(self, timeout: float = 5.0) -> None:
+        """Undo :meth:`_open`: no subscription, publisher or timer is left, frames that wait are dropped, and the
+        frame in progress is given ``timeout`` seconds to finish (its outputs are not published)."""
+        with self._ros_lock:
+            ports, self._ports = self._ports, {}
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        for p in ports.values():
+            p.destroy()
+        if self._engine is not None:
+            self._engine.drop_pending()
+            self._engine.worker.wait_idle(timeout)
+
+    def _unload(self) -> None:
+        """Undo :meth:`_load`: the worker stops, the engine and its model are freed (host memory is handed back
+        to the system where the C library allows, and CUDA's cached blocks are released)."""
+        with self._ros_lock:
+            engine, self._engine = self._engine, None
+            pubs, self._label_pub, self._diag_pub = (self._label_pub, self._diag_pub), None, None
+        if engine is not None:
+            engine.close(timeout=5.0)
+            del engine
+        for pub in pubs:
+            if pub is not None:
+                self.destroy_publisher(pub)
+        release_memory()
 
     def _steady_timer(self, period_s: float, callback: Any) -> Any:
         """A timer on the steady clock, so that it keeps running under use_sim_time when no /clock comes."""
@@ -163,7 +209,7 @@ class SegmentationNode(Node):
 
     def announce_ready(self) -> None:
         """Log the one line starting with ``READY_MARKER`` (the replay launch waits for it)."""
-        seg = self._engine.segmenter
+        seg = self._engine.segmenter  # type: ignore[union-attr]
         inputs = "; ".join(f"{p.image_topic} ({p.values['input_transport']}, QoS {p.reliability} depth "
                            f"{p.values['qos.depth']})" for p in self._ports.values())
         self.get_logger().info(f"{READY_MARKER} segmenting {inputs} with {seg.describe()}; outputs under "
@@ -182,13 +228,15 @@ class SegmentationNode(Node):
     def _publish(self, key: str, msg: Any) -> None:
         camera, _, output = key.rpartition("/")
         with self._ros_lock:
-            if not self._closing:
-                self._ports[camera].publishers[output].publish(msg)
+            ports = self._ports.get(camera)
+            if not self._closing and ports is not None:
+                ports.publishers[output].publish(msg)
 
     def _subscriber_count(self, key: str) -> int:
         camera, _, output = key.rpartition("/")
         with self._ros_lock:
-            return 0 if self._closing else self._ports[camera].publishers[output].get_subscription_count()
+            ports = self._ports.get(camera)
+            return 0 if self._closing or ports is None else ports.publishers[output].get_subscription_count()
 
     def _log_warning(self, text: str) -> None:
         self._log("warn", text)
@@ -205,23 +253,27 @@ class SegmentationNode(Node):
             self.get_logger().error(text)
 
     def _publish_label_info(self) -> None:
-        seg = self._engine.segmenter
+        engine = self._engine
+        if engine is None:
+            return
+        seg = engine.segmenter
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         if LabelInfo is not None:
             msg = label_info_message(LabelInfo, VisionClass, header, seg.label_set)
         else:
             msg = String(data=label_info_json(seg.label_set))
         with self._ros_lock:
-            if not self._closing:
+            if not self._closing and self._label_pub is not None:
                 self._label_pub.publish(msg)
 
     def _publish_diagnostics(self) -> None:
-        if self._closing:
+        engine, ports = self._engine, self._ports
+        if self._closing or engine is None or not ports:
             return
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
-        msg = diagnostic_array(_DiagTypes, header, diagnostic_statuses(self, self._engine, self._ports))
+        msg = diagnostic_array(_DiagTypes, header, diagnostic_statuses(self, engine, ports))
         with self._ros_lock:
-            if not self._closing:
+            if not self._closing and self._diag_pub is not None:
                 self._diag_pub.publish(msg)
 
     # -- parameters ----------------------------------------------------------------------------------------
@@ -244,8 +296,10 @@ class SegmentationNode(Node):
         return result
 
     def _count_rejection(self, reason: str) -> None:
+        engine = self._engine
         if not self._closing:
-            self._engine.stats.count("params_rejected")
+            if engine is not None:
+                engine.stats.count("params_rejected")
             self._log("warn", f"parameter change rejected: {reason}")
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
@@ -254,8 +308,16 @@ class SegmentationNode(Node):
             return SetParametersResult(successful=True)
         if self._closing:
             return SetParametersResult(successful=False, reason=SHUTTING_DOWN)
+        engine = self._engine
+        if engine is None:  # the lifecycle node before configure: checked now, read at configure
+            try:
+                for name, value in changes.items():
+                    validate(name, value)
+            except ConfigError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+            return SetParametersResult(successful=True)
         try:
-            ok, reason = self._engine.apply(changes)
+            ok, reason = engine.apply(changes)
             self._judged.by_engine = True
             if ok and not self._closing:
                 resubscribe_changed_qos(self._ports)
@@ -271,7 +333,34 @@ class SegmentationNode(Node):
         """
         with self._ros_lock:
             self._closing = True
-        self._engine.close(timeout=0)
+        if self._engine is not None:
+            self._engine.close(timeout=0)
+
+
+class SegmentationNode(SegmentationFrontEnd, Node):
+    """``segmentation_node``: every step of :class:`SegmentationFrontEnd` taken at construction.
+
+    Raises:
+        SegRosError: a start-up parameter is invalid or the initial model cannot be loaded.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        Node.__init__(self, NODE_NAME, **node_kwargs)
+        self._load(self._declare())
+        self._open()
+
+
+def release_memory() -> None:
+    """Hand freed memory back: Python's cycles collected, CUDA's cached blocks released, glibc's free heap
+    trimmed (elsewhere a no-op)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def declare_parameters(node: Any) -> dict[str, Any]:
@@ -296,19 +385,27 @@ def declare_parameters(node: Any) -> dict[str, Any]:
             node.declare_parameter(spec.name, RclpyParameter.Type.STRING_ARRAY, parameter_descriptor(spec))
         else:
             node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-    values = {p.name: _value(node, p) for p in PARAMS}
+    cameras = validate("cameras", _value(node, SPECS["cameras"]))
     for name in overrides or {}:
         camera = name.split(".", 1)[0]
-        if name not in SPECS and spec_for(name) is not None and camera not in (values["cameras"] or ()):
+        if name not in SPECS and spec_for(name) is not None and camera not in cameras:
             raise ConfigError(f"parameter {name} names camera {camera}, which is not in cameras "
-                              f"({', '.join(values['cameras']) or 'empty'}).")
-    for camera in values["cameras"]:
+                              f"({', '.join(cameras) or 'empty'}).")
+    for camera in cameras:
         for base in CAMERA_PARAMS:
             spec, name = SPECS[base], f"{camera}.{base}"
             node.declare_parameter(name, RclpyParameter.Type(_PARAM_TYPE[spec.type]), parameter_descriptor(spec, name))
-            given = node.get_parameter_or(name, None)
+    return parameter_values(node)
+
+
+def parameter_values(node: Any) -> dict[str, Any]:
+    """The node's current parameter values, validated: every parameter, and the per-camera ones that are set."""
+    values = {p.name: _value(node, p) for p in PARAMS}
+    for camera in validate("cameras", values["cameras"]):
+        for base in CAMERA_PARAMS:
+            given = node.get_parameter_or(f"{camera}.{base}", None)
             if given is not None and given.type_ != RclpyParameter.Type.NOT_SET:
-                values[name] = given.value
+                values[f"{camera}.{base}"] = given.value
     return validate_all(values)
 
 
@@ -378,7 +475,7 @@ def spin_until_stopped(executor: Any, stop: StopSignals, failure: list[BaseExcep
         stop.request()
 
 
-def _teardown(node: SegmentationNode | None, executor: Any, spinner: threading.Thread | None) -> None:
+def _teardown(node: SegmentationFrontEnd | None, executor: Any, spinner: threading.Thread | None) -> None:
     """Frames and publications first, then the executor, the node and the context; waits for no frame."""
     if node is not None:
         node.close()
@@ -411,6 +508,12 @@ def main(args: list[str] | None = None) -> int:
     Exits 0 on SIGINT / SIGTERM at any moment (once or repeatedly), 2 (after one sentence on stderr) when
     the start-up arguments, parameters or the model are unusable.
     """
+    return run_node(SegmentationNode, args)
+
+
+def run_node(make_node: Callable[[], Any], args: list[str] | None = None) -> int:
+    """Run the node ``make_node()`` builds until a stop signal (see :func:`main`); its ``announce_ready`` is
+    called once it spins."""
     stop = PROCESS_STOP
     if not stop.installed:  # main() reached through another entry point than the node's own
         stop.install()
@@ -432,7 +535,7 @@ def main(args: list[str] | None = None) -> int:
     failure: list[BaseException] = []
     rc = 0
     try:
-        node = SegmentationNode()
+        node = make_node()
         if not stop.requested.is_set():
             executor = MultiThreadedExecutor(num_threads=4)
             executor.add_node(node)

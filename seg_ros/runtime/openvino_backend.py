@@ -39,8 +39,9 @@ log = logging.getLogger("seg_ros.runtime")
 MAX_STATIC_SHAPES = 4
 """Input shapes that get a compiled model of their own; the others share one dynamic-shape model."""
 MAX_FUSED_GRAPHS = 4
-"""Fused graphs (:mod:`seg_ros.runtime.openvino_graph`, one per input shape, frame size and confidence on/off)
-compiled at most; further combinations run the network alone with the pipeline's own steps around it."""
+"""Fused graphs (:mod:`seg_ros.runtime.openvino_graph`, one per inference size, frame size and confidence on/off;
+batches run through them a frame at a time) compiled at most; further combinations run the network alone with
+the pipeline's own steps around it."""
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """seg_ros precision → OpenVINO's ``INFERENCE_PRECISION_HINT`` (int8: the QDQ model's quantized layers run int8,
@@ -143,7 +144,7 @@ class OpenvinoBackend(Backend):
 
     @property
     def fused_graphs(self) -> tuple[tuple[Any, ...], ...]:
-        """The fused graphs compiled so far: (input shape, frame size, confidence) each, in order."""
+        """The fused graphs compiled so far: ((1, h, w, 3) input shape, frame size, confidence) each, in order."""
         return tuple(self._fused_requests)
 
     def cache_entry(self, shape: tuple[int, ...], fused: dict[str, Any] | None = None) -> CacheEntry:
@@ -165,6 +166,12 @@ class OpenvinoBackend(Backend):
         take, upsampled logits over the postprocessing memory bound, or more than :data:`MAX_FUSED_GRAPHS`
         combinations."""
         n, h, w, _ = frames.shape
+        if n > 1:  # one frame at a time: as fast per frame on the CPU, and one graph serves any batch size
+            parts = [self.segment_resized(frames[i:i + 1], size, confidence) for i in range(n)]
+            if any(p is None for p in parts):
+                return None
+            labels = np.concatenate([p[0] for p in parts])  # type: ignore[index]
+            return labels, np.concatenate([p[1] for p in parts]) if confidence else None  # type: ignore[index,misc]
         key = (tuple(frames.shape), tuple(size), bool(confidence))
         req = self._fused_requests.get(key)
         if req is None:

@@ -104,3 +104,20 @@ def test_two_cameras_one_node(ros, node):
     r = driver.set_param(NODE, "rear.input_transport", "raw")
     assert not r.successful
     assert node.proc.poll() is None
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"cameras": ["front"], "rear.qos.depth": 2}, "parameter rear.qos.depth names camera rear, which is not in "
+                                                  "cameras (front)."),
+    ({"cameras": ["front", "front"]}, "cameras lists a name twice: front, front."),
+    ({"cameras": ["front"], "front.qos.depth": 0}, "front.qos.depth must lie in [1, 100], not 0."),
+])
+def test_bad_camera_parameters_stop_the_node_with_one_sentence(ros, params, message):
+    _, env, log_dir = ros
+    proc = NodeProcess("seg_bad_cams", env, log_dir, params={"device": "cpu", **params}, remaps={})
+    try:
+        assert proc.proc.wait(60) == 2
+        err = proc.stderr
+        assert message in err and "Traceback" not in err
+    finally:
+        proc.kill()

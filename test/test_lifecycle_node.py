@@ -121,3 +121,20 @@ def test_a_failed_configure_leaves_the_node_unconfigured_and_recoverable(ros, tm
         assert proc.interrupt() == 0
     finally:
         proc.kill()
+
+
+def test_ctrl_c_while_active_exits_cleanly(ros):
+    driver, env, log_dir = ros
+    name = f"{NODE}_int"
+    proc = NodeProcess(name, env, log_dir, module="seg_ros.ros.lifecycle_node", remaps={},
+                       params={"resolution": "64x96", "device": "cpu", "cameras": ["a", "b"]})
+    try:
+        driver.wait_until(lambda: "waiting for the configure transition" in proc.stderr or proc.proc.poll() is not None,
+                          90, "the node to start")
+        assert driver.change_state(name, "configure") and driver.change_state(name, "activate")
+        driver.wait_until(lambda: driver.node.count_subscribers("/b/image") > 0, 30, "camera b's subscription")
+        assert "segmentation_node ready: segmenting /a/image (raw" in proc.stderr
+        assert proc.interrupt() == 0
+        assert "Traceback" not in proc.stderr and "terminate called" not in proc.stderr
+    finally:
+        proc.kill()

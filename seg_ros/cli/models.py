@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from seg_ros.models import available, get_spec
     from seg_ros.models.modelfile import DEFAULT_MODEL, read_meta, shipped_models
+    from seg_ros.train.provenance import validation_summary
 
     print("Architectures (seg_ros.models registry):")
     for name in available():
@@ -38,5 +39,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {name:28s} {meta.architecture}, {meta.label_set.name} ({meta.num_classes} classes), "
               f"input {meta.input_size[0]}x{meta.input_size[1]}, trained on {prov.get('dataset', '?')}, "
               f"val mIoU {miou if miou is not None else '?'}" + ("  [default]" if name == DEFAULT_MODEL else ""))
+        summary = validation_summary(prov)
+        if summary:
+            print(f"  {'':28s} {summary}")
         if args.details:
             print(f"  {'':28s} {path} ({path.stat().st_size / 1e6:.1f} MB), {prov.get('date', '')}")

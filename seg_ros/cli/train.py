@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from seg_ros.cli import args as a
 from seg_ros.core.errors import SegRosError
@@ -14,6 +15,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-arg", type=a.model_arg, action="append", metavar="KEY=VALUE",
                    help="architecture option, repeatable, e.g. output_stride=8 or se=true for DeepLab on ResNet")
     p.add_argument("--data", help="dataset root with <split>/images and <split>/labels")
+    p.add_argument("--splits", type=names, default=("train",), metavar="SPLIT[,SPLIT..]",
+                   help="splits of --data pooled for training (default: train); with --val-sequences or --folds "
+                        "the validation frames come from them too")
+    p.add_argument("--group-by", default="prefix", metavar="prefix|list:FILE",
+                   help="how frames form sequences: prefix = the file stem before its last '_' (CamVid: 0016E5), "
+                        "list:FILE = lines 'frame_stem sequence' (default: prefix)")
+    p.add_argument("--val-sequences", type=names, default=(), metavar="SEQ[,SEQ..]",
+                   help="validate on every frame of these sequences of the pooled splits, train on all others")
+    p.add_argument("--folds", metavar="K|sequence",
+                   help="k-fold cross-validation by sequence (sequence: one fold per sequence); writes "
+                        "OUT_STEM.fold<i>.safetensors and OUT_STEM.folds.json, skips finished folds")
+    p.add_argument("--cross-validation", metavar="FOLDS_JSON",
+                   help="record this cross-validation report's fold scores in the model's provenance")
     p.add_argument("--synthetic", action="store_true", help="train on procedural scenes instead of --data")
     p.add_argument("--label-set", default="camvid", help="camvid, cityscapes or voc (default: camvid)")
     p.add_argument("--synthetic-train", type=int, default=2000, help="synthetic scenes per epoch")
@@ -53,15 +67,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def names(text: str) -> tuple[str, ...]:
+    """An argparse type: ``a,b`` → ("a", "b"), no empty or repeated name."""
+    items = tuple(t.strip() for t in text.split(","))
+    if not all(items) or len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"expected different comma-separated names, not {text!r}")
+    return items
+
+
 def run(args: argparse.Namespace) -> None:
-    from seg_ros.train import TrainConfig, train
+    from seg_ros.train import TrainConfig, cross_validate, parse_folds, read_folds_report, train
 
     if args.data is None and not args.synthetic:
         raise SegRosError("give --data DIR (a CamVid-layout folder) or --synthetic.")
     if args.data is not None and args.synthetic:
         raise SegRosError("give either --data or --synthetic, not both.")
+    if args.synthetic and (args.val_sequences or args.folds or args.cross_validation):
+        raise SegRosError("--val-sequences, --folds and --cross-validation need --data, not --synthetic.")
+    if args.folds and args.cross_validation:
+        raise SegRosError("give either --folds or --cross-validation, not both.")
     cfg = TrainConfig(
         out=args.out, architecture=args.model, arch_kwargs=dict(args.model_arg or []), data=args.data,
+        train_splits=args.splits, val_sequences=args.val_sequences, group_by=args.group_by,
         label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, val_size=args.val_size,
@@ -71,7 +98,13 @@ def run(args: argparse.Namespace) -> None:
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,
         max_steps_per_epoch=args.max_steps_per_epoch, command=a.command_line(args),
     )
+    if args.folds:
+        report = cross_validate(cfg, parse_folds(args.folds), resume=args.resume, progress=not args.quiet)
+        print(report.table())
+        return
+    cv = read_folds_report(args.cross_validation) if args.cross_validation else None
     if not args.resume and cfg.checkpoint.exists():
         raise SegRosError(f"checkpoint {cfg.checkpoint} exists; pass --resume to continue it or delete it.")
-    res = train(cfg, progress=not args.quiet)
+    res = train(cfg, progress=not args.quiet,
+                cross_validation=cv.provenance(Path(args.cross_validation).name) if cv else None)
     print(f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}; model written to {res.model_path}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -111,3 +112,16 @@ def load_checkpoint(cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.O
         scaler.load_state_dict(meta["scaler"])
     history = [EpochRecord(**h) for h in meta["history"]]
     return TrainingState(meta["epoch"], meta["best"], meta["best_epoch"], history)
+
+
+def checkpoint_epoch(path: str | Path) -> int:
+    """Epochs finished by the run whose resume checkpoint is ``path`` (its metadata only; no tensor is read).
+
+    Raises:
+        SegRosError: the file cannot be read as a checkpoint.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return int(json.loads((f.metadata() or {})[CHECKPOINT_KEY])["epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+        raise SegRosError(f"checkpoint {path} cannot be read ({e}); delete it to start afresh.") from e

@@ -32,8 +32,15 @@ class TrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     data: str | None = None
     """CamVid-layout root folder; None trains on synthetic scenes."""
-    train_split: str = "train"
+    train_splits: tuple[str, ...] = ("train",)
+    """Splits of ``data`` pooled into the training frames (and, with ``val_sequences``, the validation frames)."""
     val_split: str = "val"
+    """The validation split of ``data`` when no sequences are held out."""
+    val_sequences: tuple[str, ...] = ()
+    """Sequences held out of the pooled splits: every frame of them validates, every other frame trains."""
+    group_by: str = "prefix"
+    """How frames map to sequences: ``prefix`` (file stem before its last ``_``) or ``list:FILE``
+    (see :mod:`~seg_ros.train.sequences`)."""
     label_set: str = "camvid"
     synthetic_train: int = 2000
     """Synthetic scenes per epoch when ``data`` is None; epoch e sees fresh seeds e·n .. (e+1)·n − 1."""
@@ -122,6 +129,10 @@ def check_config(cfg: TrainConfig) -> None:
                                  ("class weights", cfg.class_weights, ("none", "median-frequency"))):
         if value not in allowed:
             raise ConfigError(f"{name} must be {' or '.join(allowed)}, not {value!r}.")
+    if not cfg.train_splits or len(set(cfg.train_splits)) != len(cfg.train_splits):
+        raise ConfigError(f"training splits must be one or more different names, not {','.join(cfg.train_splits)!r}.")
+    if cfg.data is None and cfg.val_sequences:
+        raise ConfigError("held-out validation sequences need a dataset folder (--data).")
     if cfg.data is not None:
         require_dir(cfg.data, "dataset folder")
     check_output_file(cfg.out, "model file")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from seg_ros.core.errors import ConfigError, SegRosError
 from seg_ros.core.labels import get_label_set
 from seg_ros.core.preprocess import FramePreprocessor
-from seg_ros.io.datasets import FolderDataset, SyntheticDataset
+from seg_ros.io.datasets import SyntheticDataset
 from seg_ros.models import build, get_spec
 from seg_ros.models.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, save_model
 from seg_ros.models.pretrained import init_backbone
@@ -33,6 +33,7 @@ from seg_ros.runtime import resolve_device
 from seg_ros.train.augment import Augment, AugmentedDataset
 from seg_ros.train.checkpoint import EpochRecord, TrainingState, load_checkpoint, save_checkpoint
 from seg_ros.train.config import SYNTHETIC_VAL_SEED, TrainConfig, check_config
+from seg_ros.train.frames import folder_sources
 from seg_ros.train.loss import loss_weights, segmentation_loss
 from seg_ros.train.provenance import init_from_model_file, training_provenance
 from seg_ros.train.validate import validate
@@ -50,28 +51,38 @@ class TrainingDivergedError(SegRosError):
     """The training loss became NaN or infinite; the run stops before writing a broken model."""
 
 
-def training_sources(cfg: TrainConfig) -> tuple[FolderDataset | SyntheticDataset, FolderDataset | SyntheticDataset]:
-    """The (train, validation) sources of ``cfg``: its dataset's splits, or disjoint synthetic seed ranges."""
+def training_sources(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any] | None]:
+    """The (train, validation) sources of ``cfg`` and its validation scheme for the provenance (None: the plain
+    split): its dataset's splits or sequences (:func:`~seg_ros.train.frames.folder_sources`), or disjoint synthetic
+    seed ranges."""
     if cfg.data is None:
         if cfg.epochs * cfg.synthetic_train > SYNTHETIC_VAL_SEED:
             raise ConfigError(f"epochs × synthetic scenes per epoch must stay below {SYNTHETIC_VAL_SEED:,} so that "
                               "training never sees a validation seed.")
         return (SyntheticDataset(0, cfg.synthetic_train, cfg.synthetic_size),
-                SyntheticDataset(SYNTHETIC_VAL_SEED, cfg.synthetic_val, cfg.synthetic_size))
-    return FolderDataset(cfg.data, cfg.train_split), FolderDataset(cfg.data, cfg.val_split)
+                SyntheticDataset(SYNTHETIC_VAL_SEED, cfg.synthetic_val, cfg.synthetic_size), None)
+    return folder_sources(cfg)
 
 
-def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = print,
+          cross_validation: dict[str, Any] | None = None) -> TrainResult:
     """Run a training job; returns the best validation mIoU and where the model was written.
 
     Every setting and the output paths are checked first (:func:`~seg_ros.train.config.check_config`). A loss
     that becomes NaN or infinite stops the run with :class:`TrainingDivergedError`; the model file and resume
-    checkpoint of the epochs before stay as they were.
+    checkpoint of the epochs before stay as they were. ``cross_validation`` (a
+    :meth:`~seg_ros.train.folds.FoldsReport.provenance` summary of folds run with the same recipe) is recorded
+    in the model file's provenance as ``validation.cross_validation``.
     """
     check_config(cfg)
     label_set = get_label_set(cfg.label_set)
     device = resolve_device(cfg.device)
-    train_src, val_src = training_sources(cfg)
+    train_src, val_src, validation = training_sources(cfg)
+    if cross_validation is not None:
+        validation = {**(validation or {"scheme": "split", "train_splits": list(cfg.train_splits),
+                                        "val_split": cfg.val_split}), "cross_validation": cross_validation}
+    if validation is not None and validation.get("held_out") is False:
+        log(f"note: the validation split {cfg.val_split} is also trained on, so its score is not a held-out score")
     # What the model file will record; validation runs the model the way the Segmenter will run it from there.
     meta = ModelMeta(architecture=cfg.architecture, arch_kwargs=cfg.arch_kwargs, label_set=label_set,
                      input_size=tuple(cfg.val_size or (cfg.synthetic_size if cfg.data is None
@@ -158,7 +169,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
         if miou > state.best:
             state.best, state.best_epoch = miou, epoch + 1
             provenance = training_provenance(cfg, label_set, train_src.name, val_src.name, epoch + 1, cm, device,
-                                             time.perf_counter() - t_start, parent)
+                                             time.perf_counter() - t_start, parent, validation)
             save_model(cfg.out, evaluated, replace(meta, provenance=provenance), half=cfg.half)
             log(f"  new best: wrote {cfg.out}")
         state.epoch = epoch + 1

@@ -4,6 +4,7 @@ record written into the model file."""
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -42,10 +43,12 @@ def init_from_model_file(model: nn.Module, cfg: TrainConfig, label_set: LabelSet
 
 def training_provenance(cfg: TrainConfig, label_set: LabelSet, train_name: str, val_name: str, epoch: int,
                         cm: ConfusionMatrix, device: torch.device, seconds: float,
-                        parent: dict[str, Any] | None = None) -> dict[str, Any]:
+                        parent: dict[str, Any] | None = None,
+                        validation: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model file's provenance after ``epoch`` (from 1): data, validation scores ``cm`` per class of
     ``label_set``, recipe, hardware, training time in seconds and, when fine-tuned, the ``parent`` of
-    :func:`init_from_model_file`."""
+    :func:`init_from_model_file`; ``validation`` is the validation scheme (held-out sequences, pooled splits,
+    cross-validation scores), recorded when given."""
     miou = cm.miou()
     return {
         "dataset": train_name if cfg.data is not None else
@@ -60,7 +63,33 @@ def training_provenance(cfg: TrainConfig, label_set: LabelSet, train_name: str, 
         "pretrained": ("fine-tuned" if cfg.init else
                        "imagenet" if cfg.pretrained and get_spec(cfg.architecture).pretrained_backbone else "none"),
         **({"init": parent} if parent else {}),
+        **({"validation": validation} if validation else {}),
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
         "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "train_seconds": round(seconds, 1),
     }
+
+
+def validation_summary(provenance: Mapping[str, Any]) -> str | None:
+    """One line on how honest a model file's validation score is, from its provenance; None when the record
+    holds no validation scheme (a plain train / val split).
+
+    E.g. ``held-out sequences 0016E5: val mIoU 0.61``, ``3-fold cross-validation by sequence: mean mIoU 0.58
+    (0.55, 0.60, 0.59)`` or ``validation split val was also trained on: val mIoU 0.71 is not held out``.
+    """
+    scheme = provenance.get("validation")
+    if not isinstance(scheme, Mapping):
+        return None
+    miou = provenance.get("val_miou")
+    score = f"val mIoU {miou:.4f}" if isinstance(miou, (int, float)) else "val mIoU ?"
+    parts = []
+    if scheme.get("scheme") == "held-out sequences":
+        parts.append(f"held-out sequences {', '.join(scheme.get('held_out', []))}: {score}")
+    elif scheme.get("held_out") is False:
+        parts.append(f"validation split {scheme.get('val_split')} was also trained on: {score} is not held out")
+    cv = scheme.get("cross_validation")
+    if isinstance(cv, Mapping) and cv.get("fold_mious"):
+        folds = ", ".join(f"{m:.4f}" for m in cv["fold_mious"])
+        parts.append(f"{len(cv['fold_mious'])}-fold cross-validation by sequence: mean mIoU "
+                     f"{cv.get('mean_miou', float('nan')):.4f} ({folds})")
+    return "; ".join(parts) or None

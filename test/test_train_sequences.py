@@ -194,7 +194,8 @@ def test_folds_report_round_trips_through_json():
     (["--folds", "3"], "3 folds need at least 3 sequences; the frames form 2 (A, B)."),
     (["--folds", "1"], "--folds must be at least 2, not 1."),
     (["--folds", "2", "--val-sequences", "A"], "give either --folds or --val-sequences, not both."),
-    (["--group-by", "list:/nonexistent/groups.txt", "--val-sequences", "A"], "group list /nonexistent/groups.txt does not exist"),
+    (["--group-by", "list:/nonexistent/groups.txt", "--val-sequences", "A"],
+     "group list /nonexistent/groups.txt does not exist"),
 ])
 def test_bad_sequence_options_exit_2_with_one_sentence(tmp_path, dataset, capsys, extra, message):
     out = tmp_path / "m.safetensors"

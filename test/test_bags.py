@@ -23,11 +23,14 @@ from seg_ros.io.bags import (
     CameraIntrinsics,
     CameraTopics,
     EmptyBagError,
+    read_bag_info,
     recorded_cameras,
+    recorded_sequences,
+    sequence_runs,
     write_dataset_bag,
     write_multi_camera_bag,
 )
-from seg_ros.io.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource
+from seg_ros.io.datasets import CamVidSource, CityscapesSource, ImageFolderSource, SyntheticDriveSource, sequence_of
 from seg_ros.io.messages import MessageError
 from seg_ros.synthetic import generate_drive
 
@@ -401,3 +404,39 @@ def test_cameras_need_a_synthetic_source(tmp_path, capsys, scenes):
     assert rc == 2 and err == ["seg-ros bag-from-dataset: error: --cameras goes with --synthetic N (one synthetic "
                                "drive per camera)."]
     assert not (tmp_path / "b").exists()
+
+
+def test_frame_names_give_sequences_and_runs():
+    assert sequence_of("0016E5_07959") == "0016E5" and sequence_of("frankfurt_000000_000294") == "frankfurt"
+    assert sequence_of("000012") is None and sequence_of("_x") is None
+    assert sequence_runs(["A_0", "A_1", "B_0", "A_2"]) == (("A", 2), ("B", 1), ("A", 1))
+    assert sequence_runs(["A_0", "A_1"]) == () and sequence_runs(["A_0", "000001"]) == () and sequence_runs([]) == ()
+
+
+def test_a_camvid_bag_of_two_sequences_records_them_and_others_do_not(tmp_path, scenes):
+    names = ["0001TP_000000", "0001TP_000030", "Seq05VD_f00000", "Seq05VD_f00030"]
+    for name, s in zip(names, scenes):
+        _png(tmp_path / "camvid/val/images" / f"{name}.png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        _png(tmp_path / "camvid/val/labels" / f"{name}.png", s.labels)
+    write_dataset_bag(CamVidSource(tmp_path / "camvid", "val"), tmp_path / "two", progress=False)
+    write_dataset_bag(CamVidSource(tmp_path / "camvid", "val"), tmp_path / "limited", limit=3, progress=False)
+    write_dataset_bag(CamVidSource(tmp_path / "camvid", "val"), tmp_path / "one", limit=2, progress=False)
+    write_dataset_bag(SyntheticDriveSource(1, 2, (48, 64)), tmp_path / "drive", progress=False)
+    with BagReader(tmp_path / "two") as r:
+        assert r.info.custom["seg_ros.sequences"] == '[["0001TP", 2], ["Seq05VD", 2]]'
+        assert recorded_sequences(r.info) == (("0001TP", 2), ("Seq05VD", 2))
+    assert recorded_sequences(read_bag_info(tmp_path / "limited")) == (("0001TP", 2), ("Seq05VD", 1))
+    for single in ("one", "drive"):  # one sequence, or names without one: metadata as before
+        info = read_bag_info(tmp_path / single)
+        assert recorded_sequences(info) == () and "seg_ros.sequences" not in info.custom
+        assert set(info.custom) == {"seg_ros.gt_label_set", "seg_ros.image_topic", "seg_ros.gt_topic",
+                                    "seg_ros.source"}
+
+
+@pytest.mark.parametrize("text", ["[[\"A\", 0]]", "{", "[[\"A\"]]", "[[1, 2]]", "7"])
+def test_garbled_recorded_sequences_are_corrupt_metadata(tmp_path, scenes, text):
+    with BagWriter(tmp_path / "b", custom={"seg_ros.sequences": text}) as w:
+        w.write_image("/camera/image_raw", scenes[0].image, T0)
+    with BagReader(tmp_path / "b") as r:
+        with pytest.raises(BagCorruptError, match="records its sequences garbled"):
+            recorded_sequences(r.info)

@@ -26,6 +26,7 @@ from seg_ros.evaluate import (
     MissingFrame,
     ModelSummary,
     OutputBag,
+    SequenceResult,
     compare_reports,
     evaluate_bag,
     load_report,
@@ -496,8 +497,9 @@ def test_the_total_over_cameras_is_the_score_of_the_same_frames_as_one_camera(tm
 
 
 def test_repeated_topic_options_choose_and_order_the_cameras(tmp_path, two_camera_bag, random_model_file):
-    common = ["--model", str(random_model_file), "--device", "cpu", "--resolution", "32x48", "--no-charts",
-              "--quiet"]
+    # fp32: precision=auto decides by timing, so two runs under load could pick different precisions
+    common = ["--model", str(random_model_file), "--device", "cpu", "--resolution", "32x48", "--precision", "fp32",
+              "--no-charts", "--quiet"]
     assert main(["evaluate", "--bag", str(two_camera_bag), "--out", str(tmp_path / "a"), *common,
                  "--image-topic", "/rear/image_raw", "--gt-topic", "/rear/gt_labels",
                  "--image-topic", "/front/image_raw", "--gt-topic", "/front/gt_labels"]) == 0
@@ -556,3 +558,66 @@ def test_report_json_round_trip_with_cameras():
     assert d["cameras"][2]["metrics"] is None and d["cameras"][2]["latency_ms"] is None
     assert EvaluationReport.from_json(json.loads(json.dumps(d))) == with_cameras
     assert "cameras" not in rep.to_json() and EvaluationReport.from_json(rep.to_json()).cameras == ()
+
+
+SEQUENCE_FRAMES = {"A": 3, "B": 2}
+
+
+@pytest.fixture(scope="module")
+def sequence_bag(tmp_path_factory):
+    """A bag written by ``bag-from-dataset --camvid`` from a CamVid-layout folder of frames A_000.. and B_000..;
+    its scenes in bag order."""
+    root = tmp_path_factory.mktemp("camvid")
+    scenes = list(generate_drive(33, sum(SEQUENCE_FRAMES.values()), SIZE))
+    names = [f"{seq}_{i:03d}" for seq, n in SEQUENCE_FRAMES.items() for i in range(n)]
+    for name, sc in zip(names, scenes):
+        for folder, array in (("images", cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR)), ("labels", sc.labels)):
+            (root / "val" / folder).mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(root / "val" / folder / f"{name}.png"), array)
+    path = root / "bag"
+    assert main(["bag-from-dataset", "--camvid", str(root), "--split", "val", "--out", str(path), "--quiet"]) == 0
+    return path, scenes
+
+
+def test_a_bag_of_two_sequences_is_scored_per_sequence(tmp_path, sequence_bag, seg, capsys):
+    bag, scenes = sequence_bag
+    rep = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "r", charts=False, progress=False), seg)
+    assert [(q.name, q.frames, q.scored) for q in rep.sequences] == [("A", 3, 3), ("B", 2, 2)]
+    _, cm_a = _reference(seg, scenes[:3])
+    _, cm_b = _reference(seg, scenes[3:])
+    assert [list(row) for row in rep.sequences[0].metrics.confusion_matrix] == cm_a.matrix.tolist()
+    assert [list(row) for row in rep.sequences[1].metrics.confusion_matrix] == cm_b.matrix.tolist()
+    summed = np.sum([np.asarray(q.metrics.confusion_matrix) for q in rep.sequences], axis=0)
+    assert np.array_equal(np.asarray(rep.metrics.confusion_matrix), summed) and rep.frames.scored == 5
+    assert rep.sequences[1].metrics.miou == pytest.approx(cm_b.miou())
+    d = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert list(d) == [*REPORT_KEYS[:10], "sequences", *REPORT_KEYS[10:]]
+    assert list(d["sequences"][0]) == ["name", "frames", "scored", "metrics"]
+    assert load_report(tmp_path / "r" / "report.json") == rep
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"| B | 2 | 2 | {rep.sequences[1].metrics.miou:.3f} |" in md
+    assert f"sequence A: mIoU {rep.sequences[0].metrics.miou:.3f}" in capsys.readouterr().out
+
+
+def test_one_sequence_or_an_unscored_run_has_no_sequence_section(tmp_path, sequence_bag, seg):
+    bag, scenes = sequence_bag
+    limited = evaluate_bag(EvalOptions(bag=bag, out=tmp_path / "a", limit=3, charts=False, progress=False), seg,
+                           log=_quiet)
+    assert limited.sequences == () and list(json.loads((tmp_path / "a" / "report.json").read_text())) == REPORT_KEYS
+    assert "Sequences:" not in (tmp_path / "a" / "report.md").read_text()
+    with BagWriter(tmp_path / "images_only",
+                   custom={"seg_ros.image_topic": "/cam", "seg_ros.sequences": '[["A", 1], ["B", 1]]'}) as w:
+        for i, sc in enumerate(scenes[:2]):
+            w.write_image("/cam", sc.image, T0 + i * DT)
+    latency_only = evaluate_bag(EvalOptions(bag=tmp_path / "images_only", out=tmp_path / "b", charts=False,
+                                            progress=False), seg, log=_quiet)
+    assert latency_only.metrics is None and latency_only.frames.total == 2 and latency_only.sequences == ()
+
+
+def test_report_json_round_trip_with_sequences():
+    rep = _hand_made_report(True, GroundTruthSource(topic="/gt"))
+    seqs = (SequenceResult("A", 2, 2, rep.metrics), SequenceResult("B", 1, 0, None))
+    with_sequences = EvaluationReport(**{**rep.__dict__, "sequences": seqs})
+    d = with_sequences.to_json()
+    assert list(d) == [*REPORT_KEYS[:10], "sequences", *REPORT_KEYS[10:]] and d["sequences"][1]["metrics"] is None
+    assert EvaluationReport.from_json(json.loads(json.dumps(d))) == with_sequences

@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out-bag")
     p.add_argument("--limit", type=int, help="evaluate only the first N frames")
     a.add_max_pixels(p, from_params=True)
+    p.add_argument("--tta", action="store_true",
+                   help="offline scoring and labelling: average each frame's class probabilities over its horizontal "
+                        "flip and several scales of the inference resolution (the robot's score is the one without; "
+                        "the dense CRF must be off)")
+    p.add_argument("--tta-scales", metavar="S,S,...",
+                   help="with --tta: scales of the inference resolution (default: 0.75,1,1.25)")
     p.add_argument("--no-charts", dest="charts", action="store_false", help="skip the PNG charts")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="print two reports side by side instead of evaluating")
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> None:
     from seg_ros.cli.options import apply_sets, values_from_args
     from seg_ros.config import defaults, load_params_file, segmenter_kwargs
     from seg_ros.evaluate import EvalOptions, check_options, compare_reports, evaluate_bag, load_report
+    from seg_ros.evaluate.tta import TTAConfig, parse_scales
     from seg_ros.pipeline import Segmenter
 
     if args.compare is not None:
@@ -73,20 +80,24 @@ def run(args: argparse.Namespace) -> None:
         return
     if args.bag is None:
         raise SegRosError("give --bag BAG to evaluate (or --compare A.json B.json).")
+    if args.tta_scales is not None and not args.tta:
+        raise SegRosError("--tta-scales goes with --tta.")
+    tta = (TTAConfig(parse_scales(args.tta_scales)) if args.tta_scales is not None else TTAConfig()) if args.tta \
+        else None
     opts = EvalOptions(
         bag=Path(args.bag), out=Path(args.out), image_topics=tuple(args.image_topic or ()),
         gt_topics=tuple(args.gt_topic or ()),
         gt_dir=Path(args.gt_dir) if args.gt_dir else None, gt_match=args.gt_match, gt_window_s=args.gt_window,
         out_bag=Path(args.out_bag) if args.out_bag else None, out_prefix=args.out_prefix,
         out_storage=args.out_storage, out_distro=args.out_distro, overwrite=args.overwrite, limit=args.limit,
-        charts=args.charts, progress=not args.quiet)
+        charts=args.charts, progress=not args.quiet, tta=tta)
     check_options(opts)
     base = load_params_file(args.params) if args.params is not None else defaults()
     overrides = {**dict(args.set or []), **values_from_args(args, OVERRIDES, {})}
     values = values_from_args(args, OVERRIDES, apply_sets(base, args.set))
     seg = Segmenter(**segmenter_kwargs(values))
     opts = replace(opts, max_pixels=values["max_pixels"])
-    print(f"model: {seg.describe()}")
+    print(f"model: {seg.describe()}" + (f"; test-time augmentation: {tta.describe()}" if tta else ""))
     settings = {"params_file": str(args.params) if args.params else None, "overrides": overrides, "values": values}
     evaluate_bag(opts, seg, settings=settings, command=a.command_line(args))
     print(f"wrote {Path(args.out) / 'report.md'}, report.json" + (" and the charts" if args.charts else "") +

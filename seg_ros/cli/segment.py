@@ -21,6 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="refine with the dense CRF: fast (the default METHOD), exact (pydensecrf2) or auto")
     a.add_set(p, "any node parameter by its full name (docs/node.md), repeatable, applied over the other options "
                  "(e.g. --set crf.iterations=5 --set runtime.threads=2)")
+    p.add_argument("--tta", action="store_true",
+                   help="offline labelling: average each frame's class probabilities over its horizontal flip and "
+                        "several scales of the inference resolution (slower; not the node's output; no --crf)")
+    p.add_argument("--tta-scales", metavar="S,S,...",
+                   help="with --tta: scales of the inference resolution (default: 0.75,1,1.25)")
     a.add_max_pixels(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -29,17 +34,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from seg_ros.cli.options import apply_sets, values_from_args
     from seg_ros.config import segmenter_kwargs
+    from seg_ros.core.errors import SegRosError
     from seg_ros.core.paths import check_output_dir
+    from seg_ros.evaluate.tta import TTAConfig, TTASegmenter, parse_scales
     from seg_ros.pipeline import Segmenter
     from seg_ros.tools.segment import collect_inputs, segment_files
 
+    if args.tta_scales is not None and not args.tta:
+        raise SegRosError("--tta-scales goes with --tta.")
+    tta = (TTAConfig(parse_scales(args.tta_scales)) if args.tta_scales is not None else TTAConfig()) if args.tta \
+        else None
     values = {**values_from_args(args, [*a.PIPELINE, "runtime", "max_pixels"]), "overlay_alpha": args.alpha}
     values = a.with_crf_method(apply_sets(values, args.set), args.crf)
     check_output_dir(args.out, "--out")
     inputs = collect_inputs(args.inputs, values["max_pixels"])
     a.check_runtime_paths(values)
     seg = Segmenter(**segmenter_kwargs(values))
-    print(f"model: {seg.describe()}")
-    report = segment_files(seg, inputs, args.out, outputs=args.outputs, progress=not args.quiet,
+    segmenter = TTASegmenter(seg, tta) if tta is not None else seg
+    print(f"model: {seg.describe()}" + (f"; test-time augmentation: {tta.describe()}" if tta else ""))
+    report = segment_files(segmenter, inputs, args.out, outputs=args.outputs, progress=not args.quiet,
                            max_pixels=values["max_pixels"])
-    print(f"segmented {report.frames} frames at {report.fps:.1f} fps; wrote {len(report.written)} files to {args.out}")
+    with_tta = " with test-time augmentation" if tta else ""
+    print(f"segmented {report.frames} frames at {report.fps:.1f} fps{with_tta}; wrote {len(report.written)} files to "
+          f"{args.out}")

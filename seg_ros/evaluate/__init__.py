@@ -25,10 +25,19 @@ scored on its own; the report holds one :class:`CameraResult` per camera and
 the total over all of them (one confusion matrix summed over the cameras).
 The output bag then has ``<prefix>/<camera>/labels`` (``/color``, ``/overlay``).
 
+Several sequences: with a bag whose frames come from several dataset sequences (``bag-from-dataset`` records
+them from frame names such as CamVid's ``0016E5_07959``), a scored one-camera run also reports one
+:class:`SequenceResult` per sequence.
+
+Test-time augmentation (``EvalOptions.tta``, :class:`TTAConfig`): every frame is segmented as the mean of the
+network's probabilities over several scales and the horizontal flip (:class:`TTASegmenter`) — an offline score,
+recorded in the report's model block; the robot's score is the one without.
+
 Modules: ``options`` (what to run, checked before any work), ``cameras``
 (which cameras, their topics and names), ``ground_truth``
 (label PNG folders), ``replay`` (frames paired with ground truth by stamp),
-``tally`` (per-frame times and counts), ``report`` (the typed report and
+``tally`` (per-frame times and counts), ``sequences`` (per-sequence scores),
+``tta`` (test-time augmentation), ``report`` (the typed report and
 report.json), ``markdown`` (terminal summary, report.md, comparison),
 ``run`` (:func:`evaluate_bag`), ``plots`` (the charts).
 """
@@ -49,15 +58,18 @@ from seg_ros.evaluate.report import (
     MissingFrame,
     ModelSummary,
     OutputBag,
+    SequenceResult,
     load_report,
 )
 from seg_ros.evaluate.run import evaluate_bag
 from seg_ros.evaluate.segmenter import segmenter_from_params
 from seg_ros.evaluate.tally import MAX_LISTED, OVERHEAD_STAGES
+from seg_ros.evaluate.tta import TTAConfig, TTASegmenter
 
 __all__ = [
     "GT_MATCHES", "MAX_LISTED", "OVERHEAD_STAGES", "REPORT_FORMAT", "Accuracy", "BagSummary", "CameraInput",
     "CameraResult", "EvalOptions", "EvaluationReport", "FrameCounts", "GroundTruthDir", "GroundTruthSource",
-    "LatencyStats", "MissingFrame", "ModelSummary", "OutputBag", "camera_name", "check_options", "compare_reports",
+    "LatencyStats", "MissingFrame", "ModelSummary", "OutputBag", "SequenceResult", "TTAConfig", "TTASegmenter",
+    "camera_name", "check_options", "compare_reports",
     "evaluate_bag", "load_report", "report_markdown", "resolve_cameras", "segmenter_from_params", "summary_lines",
 ]

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from seg_ros.evaluate.report import Accuracy, CameraResult, EvaluationReport, LatencyStats
+from seg_ros.evaluate.report import Accuracy, CameraResult, EvaluationReport, LatencyStats, SequenceResult
 from seg_ros.pipeline import STAGES
 
 IOU_CHART = "iou_per_class.png"
 CONFUSION_CHART = "confusion_matrix.png"
 LATENCY_CHART = "latency_histogram.png"
+TTA_NOTE = "with test-time augmentation (offline; the robot's score is the one without)"
+"""How reports mark the scores of a run with test-time augmentation."""
+
+
+def _tta_timing_note(report: EvaluationReport) -> str:
+    """How reports mark the times of a run with test-time augmentation ("" without)."""
+    tta = report.model.tta
+    return "" if tta is None else f" with test-time augmentation ({tta.views} network runs per frame; not the " \
+                                  "robot's latency)"
 
 
 def _f(v: float | None, digits: int = 3) -> str:
@@ -19,10 +28,11 @@ def _f(v: float | None, digits: int = 3) -> str:
 def summary_lines(report: EvaluationReport) -> list[str]:
     """A few lines for the terminal: scores, frames, speed."""
     fr, m = report.frames, report.metrics
+    tta = f" {TTA_NOTE}" if report.model.tta is not None else ""
     lines = []
     if m is not None:
         lines.append(f"mIoU {_f(m.miou)}, pixel accuracy {_f(m.pixel_accuracy)} over {fr.scored} scored "
-                     f"frames of {fr.total}")
+                     f"frames of {fr.total}{tta}")
     else:
         lines.append(f"no ground truth given: latency only, {fr.total} frames")
     if fr.missing_gt:
@@ -35,10 +45,13 @@ def summary_lines(report: EvaluationReport) -> list[str]:
         scores = (f"mIoU {_f(cm.miou)}, pixel accuracy {_f(cm.pixel_accuracy)} over {cf.scored} scored frames of "
                   f"{cf.total}" if cm is not None else f"latency only, {cf.total} frames")
         lines.append(f"camera {c.name} ({c.image_topic}): {scores}")
+    for q in report.sequences:
+        lines.append(f"sequence {q.name}: {_sequence_scores(q)}")
     lat = report.latency_ms["total"]
     if lat:
-        lines.append(f"{report.fps} fps in the pipeline (p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms per "
-                     f"frame); evaluate's own overhead {_f(report.overhead_pct, 1)}% of the pipeline time")
+        lines.append(f"{report.fps} fps in the pipeline{_tta_timing_note(report)} (p50 {lat.p50:.1f} ms, "
+                     f"p99 {lat.p99:.1f} ms per frame); evaluate's own overhead {_f(report.overhead_pct, 1)}% of the "
+                     "pipeline time")
     return lines
 
 
@@ -68,6 +81,32 @@ def _camera_table(report: EvaluationReport) -> list[str]:
     return [*lines, ""]
 
 
+def _sequence_scores(q: SequenceResult) -> str:
+    m = q.metrics
+    if m is None:
+        return f"not scored, {q.frames} frames"
+    return f"mIoU {_f(m.miou)}, pixel accuracy {_f(m.pixel_accuracy)} over {q.scored} scored frames of {q.frames}"
+
+
+def _sequence_table(report: EvaluationReport) -> list[str]:
+    """One row per dataset sequence of a run over several (nothing otherwise)."""
+    if not report.sequences:
+        return []
+    lines = [f"Sequences: {len(report.sequences)}, scored one by one; the scores above are over all of them.", "",
+             "| sequence | frames | scored | mIoU | pixel accuracy |", "|---|---|---|---|---|"]
+    for q in report.sequences:
+        m = q.metrics
+        lines.append(f"| {q.name} | {q.frames} | {q.scored} | {_f(m.miou if m else None)} "
+                     f"| {_f(m.pixel_accuracy if m else None)} |")
+    return [*lines, ""]
+
+
+def _tta_lines(report: EvaluationReport) -> list[str]:
+    tta = report.model.tta
+    return [] if tta is None else [f"- Test-time augmentation: {tta.describe()}; every score and time here is "
+                                   f"{TTA_NOTE}"]
+
+
 def report_markdown(report: EvaluationReport) -> str:
     """report.md: the run, the scores, per-class IoU, latency per stage and overhead, with the charts."""
     fr, m, b, gt = report.frames, report.metrics, report.bag, report.ground_truth
@@ -81,6 +120,7 @@ def report_markdown(report: EvaluationReport) -> str:
         f"- Camera images: `{b.image_topic}` ({b.image_type}), {fr.size or 'n/a'}",
         f"- Ground truth: {gt_text}",
         f"- Model: {report.model.description}",
+        *_tta_lines(report),
         f"- Date: {report.date}, seg_ros {report.seg_ros_version}",
     ]
     if report.command:
@@ -94,7 +134,8 @@ def report_markdown(report: EvaluationReport) -> str:
     if m is not None:
         lines += [
             f"**mIoU {_f(m.miou)}**, pixel accuracy {_f(m.pixel_accuracy)} "
-            f"({m.pixels:,} scored pixels; one confusion matrix over the whole run, ignore id excluded).",
+            f"({m.pixels:,} scored pixels; one confusion matrix over the whole run, ignore id excluded)"
+            + (f", {TTA_NOTE}." if report.model.tta is not None else "."),
             "",
             *_class_table(m, report.cameras),
             "",
@@ -103,9 +144,10 @@ def report_markdown(report: EvaluationReport) -> str:
             if png in report.charts:
                 lines += [f"![{alt}]({png})", ""]
     lines += _camera_table(report)
+    lines += _sequence_table(report)
     lines += [
-        f"Pipeline: **{report.fps} fps** (from the mean total); {report.throughput_fps} frames/s through "
-        "the whole replay including evaluate's own work.",
+        f"Pipeline{_tta_timing_note(report)}: **{report.fps} fps** (from the mean total); "
+        f"{report.throughput_fps} frames/s through the whole replay including evaluate's own work.",
         "",
         "| stage | p50 ms | p90 ms | p99 ms | max ms | mean ms |",
         "|---|---|---|---|---|---|",
@@ -150,6 +192,9 @@ def compare_reports(a: EvaluationReport, b: EvaluationReport, names: tuple[str, 
     ma, mb = a.metrics, b.metrics
     lines = [f"| | {names[0]} | {names[1]} | {names[1]} − {names[0]} |", "|---|---|---|---|"]
     lines.append(f"| model | {a.model.description} | {b.model.description} | |")
+    if a.model.tta is not None or b.model.tta is not None:
+        lines.append("| test-time augmentation (offline) | " +
+                     " | ".join(t.describe() if t is not None else "none" for t in (a.model.tta, b.model.tta)) + " | |")
     lines.append(f"| bag | {a.bag.path} ({a.bag.image_topic}) | {b.bag.path} ({b.bag.image_topic}) | |")
     lines.append(row("frames scored", float(a.frames.scored), float(b.frames.scored), 0))
     lines.append(row("frames without ground truth", float(a.frames.missing_gt), float(b.frames.missing_gt), 0))

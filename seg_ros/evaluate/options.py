@@ -9,6 +9,7 @@ from pathlib import Path
 from seg_ros.core.errors import ConfigError
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS
 from seg_ros.core.paths import check_output_dir, require_dir
+from seg_ros.evaluate.tta import TTAConfig
 from seg_ros.io.bags import BagReader, BagWriter
 
 
@@ -23,7 +24,8 @@ class EvalOptions:
     time, s) a frame waits for its ground-truth message before it counts as missing. ``limit``: evaluate only the
     first frames of each camera. ``out_storage`` / ``out_distro``: of the output bag (default: the input bag's
     storage, Jazzy).
-    ``charts``: draw the PNG charts (about a second of matplotlib per run).
+    ``charts``: draw the PNG charts (about a second of matplotlib per run). ``tta``: segment every frame with
+    test-time augmentation (an offline score; the robot's is the one without), None for the Segmenter's own.
     """
 
     bag: Path
@@ -41,6 +43,7 @@ class EvalOptions:
     limit: int | None = None
     charts: bool = True
     progress: bool = True
+    tta: TTAConfig | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     """Pixel budget of a camera or ground-truth frame, checked before it is decoded (the node's ``max_pixels``)."""
 

@@ -19,6 +19,7 @@ import numpy as np
 from seg_ros.core.errors import InputError
 from seg_ros.core.metrics import ConfusionMatrix
 from seg_ros.core.paths import require_file
+from seg_ros.evaluate.tta import TTAConfig
 
 REPORT_FORMAT = "seg_ros.evaluate/1"
 """report.json's ``format``: :func:`load_report` reads only files that carry it."""
@@ -76,8 +77,9 @@ class GroundTruthSource:
 @dataclass(frozen=True)
 class ModelSummary:
     """The Segmenter that ran: its one-line description, model file, architecture, label set (name, class names,
-    ignore id), inference resolution ("HxW"), the model file's provenance, and the backend and precision it ran on
-    (what ``auto`` resolved to; empty in reports written before they were recorded)."""
+    ignore id), inference resolution ("HxW"), the model file's provenance, the backend and precision it ran on
+    (what ``auto`` resolved to; empty in reports written before they were recorded), and the test-time
+    augmentation it ran with (None without: report.json then has no ``tta`` key)."""
 
     description: str
     path: str
@@ -89,19 +91,22 @@ class ModelSummary:
     provenance: dict[str, Any] | None
     backend: str = ""
     precision: str = ""
+    tta: TTAConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"description": self.description, "path": self.path, "architecture": self.architecture,
-                "label_set": self.label_set, "classes": list(self.classes), "ignore_id": self.ignore_id,
-                "resolution": self.resolution, "provenance": self.provenance, "backend": self.backend,
-                "precision": self.precision}
+        d = {"description": self.description, "path": self.path, "architecture": self.architecture,
+             "label_set": self.label_set, "classes": list(self.classes), "ignore_id": self.ignore_id,
+             "resolution": self.resolution, "provenance": self.provenance, "backend": self.backend,
+             "precision": self.precision}
+        return d if self.tta is None else {**d, "tta": self.tta.to_json()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ModelSummary:
         return cls(description=d["description"], path=d["path"], architecture=d["architecture"],
                    label_set=d["label_set"], classes=tuple(d["classes"]), ignore_id=d["ignore_id"],
                    resolution=d["resolution"], provenance=d["provenance"], backend=d.get("backend", ""),
-                   precision=d.get("precision", ""))
+                   precision=d.get("precision", ""),
+                   tta=TTAConfig.from_json(d["tta"]) if d.get("tta") is not None else None)
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,26 @@ class CameraResult:
                    latency_ms=LatencyStats.from_json(d["latency_ms"]), output_topics=tuple(d["output_topics"]))
 
 
+@dataclass(frozen=True)
+class SequenceResult:
+    """One dataset sequence of a run over frames from several (a bag written by ``bag-from-dataset`` records
+    them): its name, the frames of it replayed and scored, and its scores (None when none was scored)."""
+
+    name: str
+    frames: int
+    scored: int
+    metrics: Accuracy | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "frames": self.frames, "scored": self.scored,
+                "metrics": None if self.metrics is None else self.metrics.to_json()}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> SequenceResult:
+        return cls(name=d["name"], frames=d["frames"], scored=d["scored"],
+                   metrics=None if d["metrics"] is None else Accuracy.from_json(d["metrics"]))
+
+
 def _stats_to_json(block: Mapping[str, LatencyStats | None]) -> dict[str, Any]:
     return {s: None if st is None else st.to_json() for s, st in block.items()}
 
@@ -271,6 +296,9 @@ class EvaluationReport:
     total over all of them: ``metrics`` from one confusion matrix summed over the cameras, ``frames`` and the
     latency statistics over every frame of every camera; ``bag.image_topic`` / ``bag.image_type`` and
     ``ground_truth.topic`` join the cameras' values with ", ", and ``frames.size`` is the first camera's.
+
+    ``sequences``: one result per dataset sequence of a scored run whose frames span several sequences, empty
+    otherwise (report.json then has no ``sequences`` key).
     """
 
     seg_ros_version: str
@@ -292,11 +320,12 @@ class EvaluationReport:
     report_write_s: float | None = None
     wall_s: float | None = None
     cameras: tuple[CameraResult, ...] = ()
+    sequences: tuple[SequenceResult, ...] = ()
     format: str = field(default=REPORT_FORMAT)
 
     def to_json(self) -> dict[str, Any]:
         """report.json's content: plain JSON values, keys in report.json's order (``cameras`` after ``metrics``,
-        only when there are several cameras)."""
+        only when there are several cameras; then ``sequences``, only when there are several sequences)."""
         d = {
             "format": self.format,
             "seg_ros_version": self.seg_ros_version,
@@ -318,12 +347,16 @@ class EvaluationReport:
             "report_write_s": self.report_write_s,
             "wall_s": self.wall_s,
         }
-        if not self.cameras:
+        extra: dict[str, Any] = {}
+        if self.cameras:
+            extra["cameras"] = [c.to_json() for c in self.cameras]
+        if self.sequences:
+            extra["sequences"] = [q.to_json() for q in self.sequences]
+        if not extra:
             return d
         keys = list(d)
         at = keys.index("metrics") + 1
-        cameras = [c.to_json() for c in self.cameras]
-        return {**{k: d[k] for k in keys[:at]}, "cameras": cameras, **{k: d[k] for k in keys[at:]}}
+        return {**{k: d[k] for k in keys[:at]}, **extra, **{k: d[k] for k in keys[at:]}}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EvaluationReport:
@@ -339,7 +372,8 @@ class EvaluationReport:
             overhead_ms=_stats_from_json(d["overhead_ms"]), overhead_pct=d["overhead_pct"],
             out_bag=None if d["out_bag"] is None else OutputBag.from_json(d["out_bag"]),
             charts=tuple(d.get("charts", ())), report_write_s=d.get("report_write_s"), wall_s=d.get("wall_s"),
-            cameras=tuple(CameraResult.from_json(c) for c in d.get("cameras", ())))
+            cameras=tuple(CameraResult.from_json(c) for c in d.get("cameras", ())),
+            sequences=tuple(SequenceResult.from_json(q) for q in d.get("sequences", ())))
 
 
 def load_report(path: str | os.PathLike) -> EvaluationReport:

@@ -31,10 +31,15 @@ from seg_ros.evaluate.report import (
     ModelSummary,
     OutputBag,
 )
+from seg_ros.evaluate.sequences import SequenceTally
 from seg_ros.evaluate.tally import RunTally
-from seg_ros.io.bags import CAMERA_INFO, BagInfo, BagReader, BagWriter
+from seg_ros.evaluate.tta import TTASegmenter
+from seg_ros.io.bags import CAMERA_INFO, CUSTOM_IMAGE_TOPIC, BagInfo, BagReader, BagWriter, recorded_sequences
 from seg_ros.io.datasets import check_label_ids, read_labels
-from seg_ros.pipeline import Segmenter, format_resolution
+from seg_ros.pipeline import Segmenter, SegResult, format_resolution
+
+FrameSegmenter = Callable[[np.ndarray, Sequence[str]], SegResult]
+"""One (H, W, 3) uint8 RGB frame and the outputs wanted → its result: the Segmenter's, or test-time augmented."""
 
 
 def _ground_truth(pair: FramePair, gt_dir: GroundTruthDir | None, frame_hw: tuple[int, int], label_set: LabelSet,
@@ -54,11 +59,13 @@ def _ground_truth(pair: FramePair, gt_dir: GroundTruthDir | None, frame_hw: tupl
     return gt
 
 
-def _replay(replay: Replay, segmenter: Segmenter, opts: EvalOptions, gt_dir: GroundTruthDir | None,
-            cms: Sequence[ConfusionMatrix | None], writer: BagWriter | None, totals: Sequence[int],
-            output_topics: Sequence[tuple[str, str, str]]) -> tuple[list[RunTally], float]:
+def _replay(replay: Replay, segment: FrameSegmenter, label_set: LabelSet, opts: EvalOptions,
+            gt_dir: GroundTruthDir | None, cms: Sequence[ConfusionMatrix | None], writer: BagWriter | None,
+            totals: Sequence[int], output_topics: Sequence[tuple[str, str, str]],
+            sequences: SequenceTally | None) -> tuple[list[RunTally], float]:
     """Segment (and score, where a camera has a confusion matrix in ``cms``) the first ``totals[k]`` frames of
-    camera k of ``replay``; returns one tally per camera and the seconds the loop took."""
+    camera k of ``replay``, camera 0's frames also per sequence into ``sequences``; returns one tally per camera
+    and the seconds the loop took."""
     tallies = [RunTally() for _ in totals]
     outputs = ("labels", "color", "overlay") if writer else ("labels",)
     bar = tqdm(total=sum(totals), desc="evaluate", unit="frame", disable=not opts.progress)
@@ -72,15 +79,17 @@ def _replay(replay: Replay, segmenter: Segmenter, opts: EvalOptions, gt_dir: Gro
         f = pair.frame
         t0 = time.perf_counter()
         rgb = f.to_rgb(opts.max_pixels)
-        gt = _ground_truth(pair, gt_dir, rgb.shape[:2], segmenter.label_set, opts.max_pixels)
+        gt = _ground_truth(pair, gt_dir, rgb.shape[:2], label_set, opts.max_pixels)
         t1 = time.perf_counter()
-        r = segmenter.segment(rgb, outputs)
+        r = segment(rgb, outputs)
         t2 = time.perf_counter()
         if gt is not None and cm is not None:
             cm.update(r.labels, gt)
             tally.scored += 1
         elif cm is not None:
             tally.add_missing(f)
+        if sequences is not None and pair.camera == 0:
+            sequences.add(f.index, r.labels, gt)
         t3 = time.perf_counter()
         if writer is not None:
             writer.write_raw(f.topic, f.msgtype, f.raw, f.log_time_ns)
@@ -132,12 +141,22 @@ def _camera_results(cameras: Sequence[CameraInput], tallies: Sequence[RunTally],
         for k, (c, t, cm, out) in enumerate(zip(cameras, tallies, cms, output_topics)))
 
 
-def _model_summary(seg: Segmenter) -> ModelSummary:
+def _model_summary(seg: Segmenter, tta: TTASegmenter | None) -> ModelSummary:
     ls = seg.label_set
     return ModelSummary(description=seg.describe(), path=str(seg.model_path), architecture=seg.meta.architecture,
                         label_set=ls.name, classes=tuple(ls.names), ignore_id=ls.ignore_id,
                         resolution=format_resolution(seg.resolution), provenance=seg.meta.provenance,
-                        backend=seg.backend.name, precision=seg.backend.precision)
+                        backend=seg.backend.name, precision=seg.backend.precision,
+                        tta=None if tta is None else tta.config)
+
+
+def _sequence_tally(info: BagInfo, cameras: Sequence[CameraInput], cms: Sequence[ConfusionMatrix | None],
+                    label_set: LabelSet) -> SequenceTally | None:
+    """Per-sequence scoring of a scored one-camera run on the image topic whose sequences the bag records."""
+    if len(cameras) != 1 or cms[0] is None or cameras[0].image_topic != info.custom.get(CUSTOM_IMAGE_TOPIC):
+        return None
+    runs = recorded_sequences(info)
+    return SequenceTally(runs, label_set) if runs else None
 
 
 def _draw_charts(stage: StagedDir, report: EvaluationReport, stage_ms: dict[str, list[float]]) -> tuple[str, ...]:
@@ -158,10 +177,10 @@ def _draw_charts(stage: StagedDir, report: EvaluationReport, stage_ms: dict[str,
 
 
 def _assemble_report(info: BagInfo, cameras: Sequence[CameraInput], gt_source: GroundTruthSource | None,
-                     segmenter: Segmenter, tally: RunTally, tallies: Sequence[RunTally],
-                     cms: Sequence[ConfusionMatrix | None], replay: Replay, loop_s: float, out_bag: OutputBag | None,
-                     output_topics: Sequence[tuple[str, ...]], settings: dict[str, Any],
-                     command: str | None) -> EvaluationReport:
+                     segmenter: Segmenter, tta: TTASegmenter | None, tally: RunTally, tallies: Sequence[RunTally],
+                     cms: Sequence[ConfusionMatrix | None], sequences: SequenceTally | None, replay: Replay,
+                     loop_s: float, out_bag: OutputBag | None, output_topics: Sequence[tuple[str, ...]],
+                     settings: dict[str, Any], command: str | None) -> EvaluationReport:
     """The report of a finished replay: the totals over every camera (``tally``: every camera's ``tallies``
     combined) and, with several cameras, one result per camera."""
     label_set = segmenter.label_set
@@ -171,12 +190,14 @@ def _assemble_report(info: BagInfo, cameras: Sequence[CameraInput], gt_source: G
     k = range(len(cameras))
     return EvaluationReport(
         seg_ros_version=__version__, date=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
-        bag=_bag_summary(info, cameras), ground_truth=gt_source, model=_model_summary(segmenter), settings=settings,
+        bag=_bag_summary(info, cameras), ground_truth=gt_source, model=_model_summary(segmenter, tta),
+        settings=settings,
         frames=tally.frame_counts(sum(map(replay.gt_unmatched, k)), sum(map(replay.gt_duplicates, k))),
         metrics=Accuracy.from_confusion(cm, label_set.names) if cm is not None else None,
         latency_ms=tally.latency(), fps=tally.pipeline_fps(), throughput_fps=tally.throughput_fps(loop_s),
         overhead_ms=tally.overhead(), overhead_pct=tally.overhead_pct(), out_bag=out_bag,
-        cameras=_camera_results(cameras, tallies, cms, replay, label_set, output_topics) if len(cameras) > 1 else ())
+        cameras=_camera_results(cameras, tallies, cms, replay, label_set, output_topics) if len(cameras) > 1 else (),
+        sequences=sequences.results() if sequences is not None else ())
 
 
 def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str, Any] | None = None,
@@ -184,10 +205,15 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
     """Replay ``opts.bag`` through ``segmenter``, write the report (and output bag); returns the report.
 
     With several cameras (:attr:`EvalOptions.image_topics`, or those a multi-camera bag records) every camera is
-    replayed in the same pass and the report holds one :class:`CameraResult` per camera besides the total.
+    replayed in the same pass and the report holds one :class:`CameraResult` per camera besides the total. A scored
+    bag whose frames span several dataset sequences (``bag-from-dataset`` records them) also gets one
+    :class:`SequenceResult` per sequence. With :attr:`EvalOptions.tta` every frame is segmented by a
+    :class:`TTASegmenter` over ``segmenter``.
     Raises a SegRosError subclass (one sentence) for any bad input; then nothing is written.
     """
     check_options(opts)
+    tta = TTASegmenter(segmenter, opts.tta) if opts.tta is not None else None
+    segment: FrameSegmenter = tta.segment if tta is not None else segmenter.segment
     label_set = segmenter.label_set
     gt_dir = GroundTruthDir(opts.gt_dir, opts.gt_match) if opts.gt_dir is not None else None
     wall0 = time.perf_counter()
@@ -208,12 +234,14 @@ def evaluate_bag(opts: EvalOptions, segmenter: Segmenter, *, settings: dict[str,
                                 if writer else None)
                 cms = [ConfusionMatrix(label_set.num_classes, label_set.ignore_id)
                        if c.gt_topic is not None or gt_dir is not None else None for c in cameras]
-                tallies, loop_s = _replay(replay, segmenter, opts, gt_dir, cms, writer, totals, output_topics)
+                sequences = _sequence_tally(info, cameras, cms, label_set)
+                tallies, loop_s = _replay(replay, segment, label_set, opts, gt_dir, cms, writer, totals,
+                                          output_topics, sequences)
                 tally = RunTally.combined(tallies)
                 out_bag = (OutputBag(str(opts.out_bag), tuple(t for ts in output_topics for t in ts))
                            if opts.out_bag else None)
-                report = _assemble_report(info, cameras, gt_source, segmenter, tally, tallies, cms, replay, loop_s,
-                                          out_bag, output_topics, settings or {}, command)
+                report = _assemble_report(info, cameras, gt_source, segmenter, tta, tally, tallies, cms, sequences,
+                                          replay, loop_s, out_bag, output_topics, settings or {}, command)
                 t_rep = time.perf_counter()
                 if opts.charts:
                     report = replace(report, charts=_draw_charts(stage, report, tally.stage_ms))

@@ -28,6 +28,7 @@ bag and the problem.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -49,7 +50,7 @@ from seg_ros.core.limits import DEFAULT_MAX_PIXELS
 from seg_ros.core.names import CAMERA_NAME
 from seg_ros.core.paths import check_creatable, require_file_or_dir
 from seg_ros.core.staging import raise_if_interrupted
-from seg_ros.io.datasets import FrameSource
+from seg_ros.io.datasets import FrameSource, sequence_of
 from seg_ros.io.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -472,6 +473,11 @@ class BagWriter:
         self._Header, self._Time, self._Roi = (t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"],
                                                t["sensor_msgs/msg/RegionOfInterest"])
 
+    def set_custom(self, key: str, value: str) -> None:
+        """Store ``custom_data`` ``key`` = ``value`` in metadata.yaml (written on :meth:`close`)."""
+        self._check_open()
+        self._writer.set_custom_data(key, str(value))
+
     # topics and raw messages
 
     def add_topic(self, topic: str, msgtype: str) -> None:
@@ -634,6 +640,9 @@ CUSTOM_LABEL_SET = "seg_ros.gt_label_set"
 CUSTOM_IMAGE_TOPIC = "seg_ros.image_topic"
 CUSTOM_GT_TOPIC = "seg_ros.gt_topic"
 CUSTOM_SOURCE = "seg_ros.source"
+CUSTOM_SEQUENCES = "seg_ros.sequences"
+"""custom_data key of a bag whose frames come from several dataset sequences: JSON ``[[sequence, frames], ...]``,
+runs of consecutive image-topic frames in topic order (read back by :func:`recorded_sequences`)."""
 CUSTOM_CAMERAS = "seg_ros.cameras"
 """custom_data key of a multi-camera bag: the camera names, comma-separated; each camera's topics and source are
 under ``seg_ros.cameras.<name>.image_topic`` / ``.gt_topic`` / ``.camera_info_topic`` / ``.source``."""
@@ -691,6 +700,36 @@ def recorded_cameras(info: BagInfo) -> tuple[CameraTopics, ...]:
             raise BagCorruptError(f"bag {info.path} records camera {name} without {missing[0]} in its metadata.")
         cameras.append(CameraTopics(name, *(info.custom[k] for k in keys)))
     return tuple(cameras)
+
+
+def sequence_runs(frame_names: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """(sequence, frame count) runs of consecutive frames in order (:func:`~seg_ros.io.datasets.sequence_of`
+    of each name); empty unless every name names a sequence and there are at least two sequences."""
+    sequences = [sequence_of(n) for n in frame_names]
+    if not sequences or None in sequences or len(set(sequences)) < 2:
+        return ()
+    runs: list[list[Any]] = []
+    for seq in sequences:
+        if runs and runs[-1][0] == seq:
+            runs[-1][1] += 1
+        else:
+            runs.append([seq, 1])
+    return tuple((str(name), int(n)) for name, n in runs)
+
+
+def recorded_sequences(info: BagInfo) -> tuple[tuple[str, int], ...]:
+    """The (sequence, frame count) runs of the image topic that ``bag-from-dataset`` recorded
+    (:data:`CUSTOM_SEQUENCES`); empty for a bag without them. BagCorruptError when the entry is not such a list."""
+    text = info.custom.get(CUSTOM_SEQUENCES)
+    if text is None:
+        return ()
+    try:
+        runs = tuple((name, count) for name, count in json.loads(text))
+    except (ValueError, TypeError) as e:
+        raise BagCorruptError(f"bag {info.path} records its sequences garbled in its metadata ({e}).") from e
+    if not all(isinstance(name, str) and isinstance(count, int) and count > 0 for name, count in runs):
+        raise BagCorruptError(f"bag {info.path} records its sequences garbled in its metadata.")
+    return runs
 
 
 @dataclass(frozen=True)
@@ -775,9 +814,11 @@ def _check_last_stamp(start_ns: int, total: int, fps: float) -> None:
 
 
 def _write_streams(w: BagWriter, streams: Sequence[_Stream], total: int, *, fps: float, image_format: str,
-                   jpeg_quality: int, start_ns: int, progress: bool) -> list[tuple[int, int]]:
+                   jpeg_quality: int, start_ns: int, progress: bool,
+                   names: list[str] | None = None) -> list[tuple[int, int]]:
     """Write frame i of every stream with stamp ``start_ns + round(i * 1e9 / fps)``, i < ``total``, camera after
-    camera; returns (frames, labelled) per stream."""
+    camera; returns (frames, labelled) per stream. ``names``, when given, receives the first stream's frame
+    names in order."""
     from tqdm import tqdm
 
     for s in streams:
@@ -791,6 +832,8 @@ def _write_streams(w: BagWriter, streams: Sequence[_Stream], total: int, *, fps:
             if i >= total:
                 break
             stamp = start_ns + round(i * 1e9 / fps)
+            if names is not None:
+                names.append(frames[0].name)
             for s, frame, count in zip(streams, frames, counts):
                 t, fid = s.topics, s.frame_id
                 h, w_ = frame.image.shape[:2]
@@ -840,7 +883,8 @@ def write_dataset_bag(
     default ``/camera/image_raw`` or ``/camera/image_raw/compressed``), ``gt_topic`` (Image mono8 class ids,
     always lossless; only for frames that have labels) and ``camera_info_topic`` (the dataset's intrinsics, or
     an all-zero K = uncalibrated). The ground-truth label set and the topics are recorded in metadata.yaml's
-    ``custom_data``. The bag is written atomically.
+    ``custom_data``, and so are the sequences of the frames when their names span several
+    (:data:`CUSTOM_SEQUENCES`). The bag is written atomically.
     """
     _check_bag_options(fps, image_format, limit, start_ns, jpeg_quality)
     image_topic = image_topic or CameraTopics.under(DEFAULT_CAMERA, image_format).image_topic
@@ -853,10 +897,14 @@ def write_dataset_bag(
               CUSTOM_SOURCE: str(source.name)}
     t0 = time.perf_counter()
     topics = CameraTopics(frame_id, image_topic, gt_topic, camera_info_topic)
+    names: list[str] = []
     with BagWriter(out, distro=distro, storage=storage, overwrite=overwrite, custom=custom) as w:
         [(frames, labelled)] = _write_streams(w, [_Stream(source, topics, frame_id)], total, fps=fps,
                                               image_format=image_format, jpeg_quality=jpeg_quality,
-                                              start_ns=start_ns, progress=progress)
+                                              start_ns=start_ns, progress=progress, names=names)
+        runs = sequence_runs(names)
+        if runs:
+            w.set_custom(CUSTOM_SEQUENCES, json.dumps([list(r) for r in runs]))
     return DatasetBagSummary(path=Path(out), source=str(source.name), frames=frames, labelled=labelled,
                              image_topic=image_topic, gt_topic=gt_topic, camera_info_topic=camera_info_topic,
                              image_format=image_format, fps=float(fps), storage=storage, distro=distro.lower(),
@@ -912,11 +960,12 @@ def write_multi_camera_bag(
 
 
 __all__ = [
-    "CAMERA_INFO", "COMPRESSED_IMAGE", "CUSTOM_CAMERAS", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE",
+    "CAMERA_INFO", "COMPRESSED_IMAGE", "CUSTOM_CAMERAS", "CUSTOM_SEQUENCES", "DEFAULT_QOS", "DISTRO_VERSIONS", "IMAGE",
     "IMAGE_TYPES", "STORAGES",
     "BagCorruptError", "BagError", "BagInfo", "BagMessage", "BagNotFoundError", "BagReader", "BagTopicError",
     "BagWriteError", "BagWriter", "CameraIntrinsics", "CameraSummary", "CameraTopics", "DatasetBagSummary",
     "EmptyBagError", "ImageMessage", "MultiCameraBagSummary", "TopicInfo",
-    "check_camera_names", "distro_version", "ns_to_sec_nanosec", "read_bag_info", "recorded_cameras", "stamp_to_ns",
+    "check_camera_names", "distro_version", "ns_to_sec_nanosec", "read_bag_info", "recorded_cameras",
+    "recorded_sequences", "sequence_runs", "stamp_to_ns",
     "write_dataset_bag", "write_multi_camera_bag",
 ]

@@ -176,6 +176,14 @@ class SourceFrame:
     intrinsics: tuple[float, float, float, float] | None = None
 
 
+def sequence_of(frame_name: str) -> str | None:
+    """The sequence a dataset frame belongs to, from its name: the part before the first ``_`` (CamVid
+    ``0016E5_07959`` → ``0016E5``, Cityscapes ``frankfurt_000000_000294`` → ``frankfurt``); None for a name
+    without one (a synthetic drive's ``000012``)."""
+    head, sep, _ = frame_name.partition("_")
+    return head if sep and head else None
+
+
 @runtime_checkable
 class FrameSource(Protocol):
     """A sequence of frames for replay: ``len()`` frames, iterated in time order as :class:`SourceFrame`.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 from tqdm import tqdm
@@ -23,6 +24,9 @@ from seg_ros.core.paths import check_output_dir, require_file, require_file_or_d
 from seg_ros.core.staging import VideoWriter, staged_output
 from seg_ros.io.datasets import IMAGE_SUFFIXES, check_image_file, read_image, write_image
 from seg_ros.pipeline import Segmenter
+
+if TYPE_CHECKING:
+    from seg_ros.evaluate.tta import TTASegmenter
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -75,12 +79,13 @@ def collect_inputs(paths: list[str | os.PathLike], max_pixels: int = DEFAULT_MAX
     return files
 
 
-def segment_files(segmenter: Segmenter, inputs: list[Path], out: str | os.PathLike,
+def segment_files(segmenter: Segmenter | TTASegmenter, inputs: list[Path], out: str | os.PathLike,
                   outputs: tuple[str, ...] = ("labels", "color", "overlay"), progress: bool = True,
                   log: Callable[[str], None] = print, max_pixels: int = DEFAULT_MAX_PIXELS) -> SegmentReport:
     """Write ``NAME_<output>.png`` per image (labels, color, overlay) and ``NAME_overlay.mp4`` per video.
 
-    Frames larger than ``max_pixels`` are refused before they are decoded.
+    Frames larger than ``max_pixels`` are refused before they are decoded. ``segmenter`` may be a
+    :class:`~seg_ros.evaluate.tta.TTASegmenter` (``--tta``: offline labelling with test-time augmentation).
     """
     check_output_dir(out, "output folder")
     report = SegmentReport()
@@ -126,7 +131,7 @@ def _open_video(path: Path, max_pixels: int) -> Iterator[cv2.VideoCapture]:
         cap.release()
 
 
-def _segment_video(segmenter: Segmenter, path: Path, dst: Path, report: SegmentReport, progress: bool,
+def _segment_video(segmenter: Segmenter | TTASegmenter, path: Path, dst: Path, report: SegmentReport, progress: bool,
                    max_pixels: int) -> None:
     writer: VideoWriter | None = None
     with _open_video(path, max_pixels) as cap:

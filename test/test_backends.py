@@ -144,6 +144,13 @@ def test_calibration_frames_from_a_folder_and_a_bag(tmp_path):
     b = load_calibration(folder, (32, 48), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), limit=3)
     assert a.data.shape == (2, 3, 32, 48) and a.data.dtype == np.float32 and a.sha256 != b.sha256
     assert a.data.min() >= -2.0 and a.data.max() <= 2.0  # (x/255 - 0.5) / 0.25
+    # a dataset bag (camera, ground truth, camera_info): the camera topic it records, no topic to name
+    from seg_ros.io.bags import write_dataset_bag
+    from seg_ros.io.datasets import SyntheticDriveSource
+
+    write_dataset_bag(SyntheticDriveSource(7, 3, (48, 64)), tmp_path / "drive", progress=False)
+    drive = read_calibration_frames(tmp_path / "drive", limit=10)
+    assert len(drive) == 3 and drive[0].shape == (48, 64, 3) and drive[0].std() > 10  # frames, not label maps
     for src, msg in (("", "needs calibration frames"), (tmp_path / "nope", "does not exist"),
                      (tmp_path / "frames" / "000.png", "neither a bag nor an image folder")):
         with pytest.raises(CalibrationError, match=msg):

@@ -54,7 +54,8 @@ class RuntimeOptions:
     cuda_graphs: bool = setting(False, "torch on CUDA: capture and replay a CUDA graph per input shape.")
     calibration: str = setting("", "int8: a bag or image folder of typical frames to calibrate on.")
     calibration_frames: int = setting(64, "int8: at most this many calibration frames.", range=(1, 1000))
-    calibration_topic: str = setting("", "int8: image topic of the calibration bag; empty = its only one.")
+    calibration_topic: str = setting("", "int8: image topic of the calibration bag; empty = the camera topic a "
+                                     "dataset bag records, else its only one.")
     cache_dir: str = setting("", "ONNX exports, int8 models, TensorRT engines; empty = ~/.cache/seg_ros.")
     fallback: bool = setting(True, "A backend that cannot run here falls back (logged) instead of failing.")
     on_new_shape: str = setting("rebuild", "TensorRT input size without an engine: rebuild one or error.",

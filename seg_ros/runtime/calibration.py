@@ -65,15 +65,21 @@ def read_calibration_frames(source: str | os.PathLike, limit: int = RuntimeOptio
 
 
 def _bag_frames(p: Path, limit: int, topic: str) -> list[np.ndarray]:
-    from seg_ros.io.bags import BagReader
+    from seg_ros.io.bags import CUSTOM_IMAGE_TOPIC, BagReader, recorded_cameras
 
     with BagReader(p) as r:
         if not topic:
+            # The camera topic a dataset bag records (its first camera's for several), else the only image topic.
+            cameras = recorded_cameras(r.info)
+            hinted = r.info.custom.get(CUSTOM_IMAGE_TOPIC) or (cameras[0].image_topic if cameras else "")
             topics = r.info.image_topics()
-            if len(topics) != 1:
+            if hinted and r.info.topic(hinted) is not None:
+                topic = hinted
+            elif len(topics) == 1:
+                topic = topics[0].name
+            else:
                 raise CalibrationError(f"calibration bag {p} has {len(topics)} image topics "
                                        f"({r.info.describe_image_topics()}); set runtime.calibration_topic.")
-            topic = topics[0].name
         count = r.require_topic(topic).count
         keep = set(_spaced(count, limit))
         return [m.to_rgb() for i, m in enumerate(r.images(topic)) if i in keep]

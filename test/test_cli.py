@@ -256,6 +256,7 @@ BENCH_OPTIONS = {
     "crf": {"--model", "--resolution", "--device", "--classes", "--iterations", "--gate", "--scenes", "--scene-size",
             "--downsample", "--camvid", "--camvid-model", "--camvid-params", "--frames", "--warmup", "--json"},
     "node": {"--model", "--resolution", "--device", "--frames", "--warmup", "--json"},
+    "cameras": {"--cameras", "--model", "--resolution", "--rate", "--seconds", "--warmup", "--device", "--json"},
     "bag": {"--resolution", "--frames", "--json"},
     "evaluate": {"--model", "--resolution", "--device", "--frames", "--json"},
     "soak": {"--frames", "--model", "--size", "--interval-ms", "--change-every", "--device", "--json", "--flood"},

@@ -1,4 +1,4 @@
-"""``seg-ros bench speed|crf|node|bag|evaluate|soak|report``: the benchmarks, each with its own options.
+"""``seg-ros bench speed|crf|node|cameras|bag|evaluate|soak|report``: the benchmarks, each with its own options.
 
 ``bench soak`` is ``seg-ros soak`` under the benchmarks' name.
 """
@@ -14,12 +14,14 @@ DEVICES_HELP = "repeatable (default: auto = cpu, and cuda:0 when CUDA is availab
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="benchmarks: pipeline speed, the CRF, the node, bags, evaluate, soak",
+    bench = sub.add_parser("bench", help="benchmarks: pipeline speed, the CRF, the node, cameras per node, bags, "
+                                         "evaluate, soak",
                            description="Each benchmark prints its tables and writes a JSON report.")
     kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     _add_speed(kinds)
     bench_crf.add_parser(kinds)
     _add_node(kinds)
+    _add_cameras(kinds)
     _add_bag(kinds)
     _add_evaluate(kinds)
     soak.add_parser(kinds)
@@ -67,6 +69,25 @@ def _add_node(kinds: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_node)
 
 
+def _add_cameras(kinds: argparse._SubParsersAction) -> None:
+    p = kinds.add_parser("cameras", help="several cameras in one node vs one node per camera: memory and throughput "
+                                         "(real node processes over ROS 2)")
+    p.add_argument("--cameras", type=a.number(int, 1, 16), nargs="+", default=[1, 2, 4],
+                   help="camera counts to compare (default: 1 2 4)")
+    p.add_argument("--model", default=a.default_model())
+    p.add_argument("--resolution", type=a.resolution, default=(360, 640),
+                   help="HxW of the frames and of inference (default: 360x640)")
+    p.add_argument("--rate", type=a.number(float, 0.0, 1000.0, low_open=True), default=30.0,
+                   help="frames per second published on each camera topic (default: %(default)g)")
+    p.add_argument("--seconds", type=a.number(float, 0.0, 3600.0, low_open=True), default=20.0,
+                   help="measured seconds per layout and camera count (default: %(default)g)")
+    p.add_argument("--warmup", type=a.number(float, 0.0, 600.0), default=5.0,
+                   help="least seconds of frames before the measurement (default: %(default)g)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda:N (default: cpu)")
+    p.add_argument("--json", default="camera_bench.json", help="where to write the JSON report (default: %(default)s)")
+    p.set_defaults(func=run_cameras)
+
+
 def _add_bag(kinds: argparse._SubParsersAction) -> None:
     p = kinds.add_parser("bag", help="bag reading speed: raw rgb8 frames, sqlite3 and mcap")
     p.add_argument("--resolution", type=a.resolution, default=(360, 640), help="HxW (default: 360x640)")
@@ -111,6 +132,21 @@ def run_node(args: argparse.Namespace) -> None:
                             args.warmup)
     print(f"{report['machine']}, torch {report['torch']}, {report['date']}")
     print(format_node_table(report))
+    print(f"wrote {write_report(report, args.json, a.command_line(args))}")
+
+
+def run_cameras(args: argparse.Namespace) -> None:
+    from seg_ros.core.paths import check_output_file
+    from seg_ros.ros.tools.camerabench import run_camera_bench
+    from seg_ros.ros.tools.camerabench_report import format_camera_tables
+    from seg_ros.tools.reports import write_report
+
+    check_output_file(args.json, "--json")
+    report = run_camera_bench(sorted(set(args.cameras)), model=args.model, resolution=args.resolution,
+                              rate_hz=args.rate, seconds=args.seconds, warmup_s=args.warmup, device=args.device,
+                              progress=a.progress_printer(False))
+    print(f"{report.machine}, {', '.join(f'{k} {v}' for k, v in report.versions.items())}, {report.date}")
+    print(format_camera_tables(report))
     print(f"wrote {write_report(report, args.json, a.command_line(args))}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from seg_ros.crf.config import grid_name
 from seg_ros.evaluate.report import REPORT_FORMAT, EvaluationReport
+from seg_ros.ros.tools.camerabench_report import CameraBenchReport, format_camera_tables
 from seg_ros.ros.tools.nodebench import format_node_table
 from seg_ros.tools.bagbench import BagReadRow, EvaluateOverhead, format_bag_table, format_evaluate_table
 from seg_ros.tools.benchrow import BenchReport, BenchRow
@@ -144,6 +145,11 @@ def render_node(data: Report) -> str:
     return format_node_table(data)
 
 
+def render_cameras(data: Report) -> str:
+    """Several cameras in one node against one node per camera: the runs, the ratios and the targets."""
+    return format_camera_tables(CameraBenchReport.from_json(data))
+
+
 def render_soak(data: Report) -> str:
     """One line: frame accounting, parameter changes, outputs, resident memory (MB) and the verdict."""
     r = SoakReport(**{k: v for k, v in data.items() if k not in ("machine", "date", "torch", "command", "ok")})
@@ -233,6 +239,7 @@ def render_evaluation_classes(data: Report) -> str:
 TABLES: dict[tuple[str, str], Renderer] = {
     ("bench_speed", ""): render_speed,
     ("node_overhead", ""): render_node,
+    (CameraBenchReport.KIND, ""): render_cameras,
     ("soak", ""): render_soak,
     ("bag_read", ""): render_bag_read,
     ("evaluate_overhead", ""): render_evaluate_overhead,

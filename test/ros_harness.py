@@ -215,9 +215,15 @@ class Driver:
             pass
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
+        # The context first: its shutdown ends the spin loop, which an executor shut down under a spinning
+        # thread may not (the thread would keep looping with the GIL held for the rest of the session).
         rclpy.try_shutdown(context=self.context)
+        self._thread.join(5.0)
+        self.executor.shutdown(timeout_sec=2)
+        try:
+            self.node.destroy_node()
+        except Exception:  # noqa: BLE001 - the context is already gone: nothing left to free
+            pass
 
     def collect(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE) -> tuple[Collector, Any]:
         c = Collector()

@@ -303,9 +303,15 @@ class CameraDriver:
         import rclpy
 
         self.stop_publishing()
-        self.executor.shutdown(timeout_sec=2)
-        self.node.destroy_node()
+        # The context first: its shutdown ends the spin loop (an executor shut down while its thread spins can
+        # keep that thread looping with the GIL held); then the thread is joined and the rest torn down.
         rclpy.try_shutdown(context=self.context)
+        self._spinner.join(5.0)
+        self.executor.shutdown(timeout_sec=2)
+        try:
+            self.node.destroy_node()
+        except Exception:  # noqa: BLE001 - the context is already gone: nothing left to free
+            pass
 
 
 def _layout_nodes(layout: str, cameras: list[str], params: dict[str, Any]) -> list[tuple[str, dict, dict]]:

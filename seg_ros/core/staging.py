@@ -51,8 +51,13 @@ class StagedDir:
     def __init__(self, final: Path):
         self.final = final
         self._created_final = not final.exists()
-        final.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=".seg-ros-partial-", dir=final))
+        self.stage = final / ".seg-ros-partial-unset"
+        try:
+            final.mkdir(parents=True, exist_ok=True)
+            self.stage = Path(tempfile.mkdtemp(prefix=".seg-ros-partial-", dir=final))
+        except BaseException:  # e.g. Ctrl-C between the two: leave nothing behind
+            self.abort()
+            raise
 
     def path(self, name: str) -> Path:
         p = self.stage / name
@@ -81,12 +86,14 @@ class StagedDir:
 @contextmanager
 def staged_output(final: str | os.PathLike) -> Iterator[StagedDir]:
     """Context manager: commit the staged files on success, discard them (and a folder it created) on error."""
-    staged = StagedDir(Path(final))
+    staged: StagedDir | None = None
     try:
+        staged = StagedDir(Path(final))  # inside the try: a Ctrl-C right after it still removes the folders
         yield staged
         raise_if_interrupted()
     except BaseException:
-        staged.abort()
+        if staged is not None:
+            staged.abort()
         raise
     staged.commit()
 

@@ -137,7 +137,9 @@ def test_sigterm_while_inside_a_slow_inference(ros):
     driver, env, log_dir = ros
     name = "seg_stop_b"
     diags = driver.collect(DiagnosticArray, "/diagnostics", RELIABLE)[0]
-    proc = NodeProcess(name, env, log_dir, params={"resolution": "2048x2048", "device": "cpu"},
+    # torch fp32: a slow inference by design (precision auto would first time its candidates at this size)
+    proc = NodeProcess(name, env, log_dir, params={"resolution": "2048x2048", "device": "cpu", "backend": "torch",
+                                                   "precision": "fp32"},
                        remaps={"image": f"/{name}/in"})
     stream = None
     try:
@@ -210,7 +212,8 @@ def test_node_exits_with_its_parent(ros):
     name = "seg_stop_c"
     diags = driver.collect(DiagnosticArray, "/diagnostics", RELIABLE)[0]
     proc = NodeProcess(name, {**env, EXIT_WITH_PARENT_ENV: "1"}, log_dir,
-                       params={"resolution": "48x64", "device": "cpu"}, remaps={"image": f"/{name}/in"},
+                       params={"resolution": "48x64", "device": "cpu", "precision": "fp32"},
+                       remaps={"image": f"/{name}/in"},
                        wrapper=[sys.executable, "-c", _PARENT])
     node_pid = stream = None
     try:

@@ -91,3 +91,11 @@ def test_torch_on_the_cpu_has_no_faster_precision(tmp_path):
     chosen = seg(RuntimeOptions(cache_dir=str(tmp_path / "cache")), backend="torch").backend
     assert chosen.name == "torch" and chosen.precision == "fp32"
     assert chosen.note.endswith("precision auto: fp32, no faster precision here")
+
+
+def test_the_check_costs_about_the_same_at_any_resolution():
+    assert auto_precision.check_count((96, 160)) == auto_precision.CHECK_FRAMES
+    assert auto_precision.check_count((360, 640)) == auto_precision.CHECK_FRAMES
+    assert auto_precision.check_count((720, 1280)) == 2
+    assert auto_precision.check_count((2048, 2048)) == 2  # never fewer than two
+    assert auto_precision.check_count((512, 640)) * 512 * 640 <= auto_precision.CHECK_PIXELS

@@ -378,6 +378,8 @@ def test_segmentation_launch_serves_several_cameras_from_one_node(launch_file):
         launch_file("segmentation.launch.py", cameras="front,front")
     with pytest.raises(ConfigError, match="camera name '2nd' is not valid"):
         launch_file("segmentation.launch.py", cameras="front,2nd")
+    with pytest.raises(ConfigError, match=r"cameras_image:=/cam/image has no \{camera\}: every camera would read"):
+        launch_file("segmentation.launch.py", cameras="front,rear", cameras_image="/cam/image")
 
 
 def test_replay_launch_serves_the_cameras_of_a_multi_camera_bag(launch_file, ament_prefix, tmp_path):

@@ -221,6 +221,11 @@ def node_kwargs(*, params_file: str, overrides: dict[str, Any], namespace: str, 
     ``cameras_*`` templates with ``{camera}`` replaced; else ``image`` and ``camera_info`` are.
     """
     cameras = overrides.get("cameras")
+    if cameras and len(cameras) > 1:
+        for name, template in (("cameras_image", cameras_image), ("cameras_camera_info", cameras_camera_info)):
+            if "{camera}" not in template:
+                raise ConfigError(f"launch argument {name}:={template} has no {{camera}}: every camera would read "
+                                  "the same topic; put {camera} where the camera's name goes.")
     if cameras:
         remappings = [(f"{c}/{topic}", template.replace("{camera}", c)) for c in cameras
                       for topic, template in (("image", cameras_image), ("camera_info", cameras_camera_info))]

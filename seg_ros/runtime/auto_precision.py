@@ -5,8 +5,8 @@ The rule, for the backend chosen for fp32 on the device:
 1. Candidates, fastest first, among the precisions that backend runs there: ``int8`` (only when
    ``runtime.calibration`` names frames to calibrate on), then ``bf16`` (openvino on a CPU with native
    bfloat16) or ``fp16`` (CUDA).
-2. Check frames: up to :data:`CHECK_FRAMES` of the calibration frames, or, without calibration frames,
-   :data:`CHECK_FRAMES` synthetic street scenes at the inference size.
+2. Check frames: up to :func:`check_count` of the calibration frames, or, without calibration frames, that
+   many synthetic street scenes at the inference size (8 up to 360x640, fewer above, at least 2).
 3. A candidate is taken when its labels (the argmax at the network's resolution) equal fp32's on at least
    :data:`MIN_AGREEMENT` of the check frames' pixels **and** its fastest network run on them is at least
    :data:`MIN_SPEEDUP` times shorter than fp32's (a CPU that emulates bf16, say, gains nothing); the first one
@@ -36,23 +36,33 @@ MIN_AGREEMENT = 0.99
 MIN_SPEEDUP = 1.1
 """How many times faster than fp32 (fastest run over the check frames) a candidate must run to be taken."""
 CHECK_FRAMES = 8
-"""How many frames the check runs on."""
+"""How many frames the check runs on (at most)."""
+CHECK_PIXELS = CHECK_FRAMES * 360 * 640
+"""Pixels of all check frames together at most: 8 frames at 360x640, 2 at 1024x2048 and above."""
 SPEED_ORDER = ("int8", "bf16", "fp16")
 """Candidate precisions, fastest first."""
 
 
+def check_count(input_size: tuple[int, int]) -> int:
+    """How many check frames at ``input_size`` (h, w): :data:`CHECK_FRAMES`, fewer (at least 2) where they would
+    hold more than :data:`CHECK_PIXELS`, so the start-up check costs about the same at any resolution."""
+    h, w = input_size
+    return max(2, min(CHECK_FRAMES, CHECK_PIXELS // max(h * w, 1)))
+
+
 def check_frames(input_size: tuple[int, int], options: RuntimeOptions) -> tuple[list[np.ndarray], str]:
-    """(frames, what they are): calibration frames when given, else synthetic scenes at ``input_size`` (h, w)."""
+    """(frames, what they are): calibration frames when given, else synthetic scenes at ``input_size`` (h, w);
+    :func:`check_count` of them."""
+    count = check_count(input_size)
     if options.calibration.strip():
         from seg_ros.runtime.calibration import read_calibration_frames
 
-        frames = read_calibration_frames(options.calibration, min(CHECK_FRAMES, options.calibration_frames),
+        frames = read_calibration_frames(options.calibration, min(count, options.calibration_frames),
                                          options.calibration_topic)
         return frames, f"{len(frames)} calibration frames"
     from seg_ros.synthetic import generate_scene
 
-    return [generate_scene(seed, input_size).image for seed in range(CHECK_FRAMES)], \
-        f"{CHECK_FRAMES} synthetic scenes"
+    return [generate_scene(seed, input_size).image for seed in range(count)], f"{count} synthetic scenes"
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,17 @@ def test_bench_command_prints_a_table_and_writes_json(random_model_file, tmp_pat
     assert format_table(BenchReport.from_json(report)).splitlines()[0] in printed
     assert printed.count("| 64x96 |") == 12 and "skipped torch fp16 on cpu at 64x96: torch fp16 needs CUDA" in printed
     assert f"| auto → {resolved.split()[0]} |" in printed
+    # the targets' contenders timed in turn: auto end to end, the bare networks, naive end to end
+    [turns] = report["interleaved"]
+    assert (turns["device"], turns["resolution"], turns["frames"]) == ("cpu", "64x96", 3)
+    assert (turns["auto"], turns["naive"]) == (resolved, f"{fastest} fp32")
+    assert f"{fastest} fp32" in turns["bare_candidates"] and set(turns["bare_candidates"]) <= {
+        "torch fp32", "onnxruntime fp32"}
+    assert turns["bare_ms"] == min(turns["bare_candidates"].values()) == turns["bare_candidates"][turns["bare"]]
+    assert all(turns[k] > 0 for k in ("auto_ms", "bare_ms", "naive_ms"))
+    turns_row = BenchReport.from_json(report).interleaved[0]
+    assert turns_row.vs_naive == pytest.approx(turns["naive_ms"] / turns["auto_ms"])
+    assert f"| cpu | 64×96 | 3 | {resolved} |" in printed
 
 
 def test_write_report_is_atomic(tmp_path):
@@ -165,15 +176,20 @@ def test_a_speed_report_reads_back_into_the_dataclasses_it_was_written_from(tmp_
 
     from seg_ros.tools.benchdoc import doc_table, load_report
 
-    path = Path(__file__).resolve().parents[1] / "docs" / "bench" / "bench_cpu_512x1024_1024x2048.json"
+    bench = Path(__file__).resolve().parents[1] / "docs" / "bench"
+    path = bench / "bench_cpu_360x640_epyc.json"
     data = json.loads(path.read_text())
     report = load_report(path)
     assert report.to_json() == {k: v for k, v in data.items() if k not in ("kind", "command")}
-    assert report.skipped[0].line().startswith("skipped ") and " on cpu at 512x1024: " in report.skipped[0].line()
+    assert report.skipped[0].line().startswith("skipped ") and " on cpu at 360x640: " in report.skipped[0].line()
+    assert report.interleaved[0].bare_ms == min(report.interleaved[0].bare_candidates.values())
     e2e = [r for r in report.rows if r.mode == "e2e"]
     table = doc_table(report).splitlines()
-    assert len(table) >= 2 + len(e2e) and table[2].startswith("| 512×1024 | naive → ")
+    assert len(table) >= 2 + 3 * len(e2e) and table[2].startswith("| model | naive → ")
     assert write_report(report, tmp_path / "r.json", data["command"]).read_text() == json.dumps(data, indent=2)
+    # reports written before the contenders were timed in turn read back without them
+    older = load_report(bench / "bench_cpu_512x1024_1024x2048.json")
+    assert older.interleaved == [] and doc_table(older).splitlines()[2].startswith("| 512×1024 | naive → ")
 
 
 def _row(mode, backend, precision, p50, miou=None, resolved=""):
@@ -203,3 +219,12 @@ def test_rows_compare_with_their_fp32_row_and_the_naive_baseline_by_medians():
     compare_with_naive(rows, naive)
     assert rows[3].vs_naive == pytest.approx(2.0) and rows[7].vs_naive == pytest.approx(2.0)
     assert rows[0].vs_naive is None
+
+
+def test_contenders_timed_in_turn_take_turns_in_a_rotating_order():
+    from seg_ros.tools.timing import time_interleaved
+
+    order = []
+    samples = time_interleaved([lambda: order.append("a"), lambda: order.append("b"), lambda: order.append("c")], 4)
+    assert "".join(order) == "abc" + "bca" + "cab" + "abc"
+    assert [len(s) for s in samples] == [4, 4, 4] and all(t >= 0 for s in samples for t in s)

@@ -107,6 +107,7 @@ def _add_evaluate(kinds: argparse._SubParsersAction) -> None:
 def run_speed(args: argparse.Namespace) -> None:
     from seg_ros.core.paths import check_output_file
     from seg_ros.tools.bench import RESOLUTIONS, bench_devices, format_table, run_bench
+    from seg_ros.tools.doctables import interleaved_table, speed_targets
     from seg_ros.tools.reports import write_report
 
     check_output_file(args.json, "--json")
@@ -116,6 +117,9 @@ def run_speed(args: argparse.Namespace) -> None:
                        progress=a.progress_printer(args.quiet))
     print(report.versions_line())
     print(format_table(report))
+    for part in (interleaved_table(report), *speed_targets(report)):
+        if part:
+            print(part)
     for skipped in report.skipped:
         print(skipped.line())
     print(f"wrote {write_report(report, args.json, a.command_line(args))}")

@@ -8,8 +8,10 @@ mIoU on synthetic scenes with exact labels, with its difference to the same back
 onnxruntime rows also record the first-use cost (a build into an empty cache, then from the filled one). A
 row of ``backend=auto, precision=auto`` says what it resolved to. The **naive baseline**
 (:mod:`seg_ros.tools.naive`) is built around the fastest fp32 runtime of the run at that device and
-resolution; every e2e row states its speed-up over it (ratio of medians). The results are
-:mod:`seg_ros.tools.benchrow`'s dataclasses.
+resolution; every e2e row states its speed-up over it (ratio of medians). Rows are timed one after another, so
+load on the machine during one row moves its ratios; the speed targets' contenders (the auto pipeline end to end,
+the candidates for the fastest bare network, the naive baseline end to end) are therefore timed again in turn,
+frame by frame (``interleaved``). The results are :mod:`seg_ros.tools.benchrow`'s dataclasses.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from seg_ros.synthetic import generate_scene
 from seg_ros.tools.benchrow import (
     BenchReport,
     BenchRow,
+    Interleaved,
     Skipped,
     compare_with_fp32,
     compare_with_naive,
@@ -41,7 +44,16 @@ from seg_ros.tools.benchrow import (
     format_table,
 )
 from seg_ros.tools.naive import ONNX_RUNTIMES, NaivePipeline, bench_naive
-from seg_ros.tools.timing import E2E_MODES, E2E_OUTPUTS, peaks, percentiles, reset_peaks, synchronizer, time_calls
+from seg_ros.tools.timing import (
+    E2E_MODES,
+    E2E_OUTPUTS,
+    peaks,
+    percentiles,
+    reset_peaks,
+    synchronizer,
+    time_calls,
+    time_interleaved,
+)
 
 RESOLUTIONS = [(360, 640), (512, 1024), (1024, 2048)]
 """The benchmark resolutions; ``seg-ros bench speed`` without --resolution runs these."""
@@ -150,6 +162,7 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
     """
     rows: list[BenchRow] = []
     skipped: list[Skipped] = []
+    interleaved: list[Interleaved] = []
     say = progress or (lambda s: None)
     runtime = runtime or RuntimeOptions()
     is_onnx = str(model).lower().endswith(".onnx")
@@ -179,17 +192,23 @@ def run_bench(model: str, resolutions: list[tuple[int, int]], devices: list[str]
                             onnx_files[backend] = onnx
                         here += new
                 say(f"auto auto {work.where}")
+                auto = None
                 try:
-                    here += _auto_rows(model, runtime, work)
+                    auto_rows, auto = _auto_rows(model, runtime, work)
+                    here += auto_rows
                 except SegRosError as e:
                     skipped.append(Skipped(str(dev), "auto", "auto", format_resolution(res), str(e)))
                 compare_with_fp32(here)
                 if naive:
-                    here = _naive_rows(model, here, onnx_files, is_onnx, work, say) + here
+                    naive_rows, base = _naive_rows(model, here, onnx_files, is_onnx, work, say)
+                    if auto is not None and base is not None:
+                        say(f"auto, best bare network and naive in turn {work.where}")
+                        interleaved.append(_interleaved(model, here, auto, base, runtime, work, Path(tmp)))
+                    here = naive_rows + here
                 rows += here
     return BenchReport(machine=describe_machine(), date=time.strftime("%Y-%m-%d"), model=str(model),
                        torch=torch.__version__, versions=_versions(), accuracy_frames=accuracy_frames, rows=rows,
-                       skipped=skipped)
+                       skipped=skipped, interleaved=interleaved)
 
 
 def _row_options(runtime: RuntimeOptions, backend: str, precision: str, work: Workload,
@@ -240,31 +259,32 @@ def _score(rows: list[BenchRow], seg: Segmenter, scenes: list) -> None:
         r.miou = miou
 
 
-def _auto_rows(model: str, runtime: RuntimeOptions, work: Workload) -> list[BenchRow]:
-    """The rows of ``backend=auto, precision=auto``, labelled ``auto`` / ``auto`` and resolved to what was built."""
+def _auto_rows(model: str, runtime: RuntimeOptions, work: Workload) -> tuple[list[BenchRow], Segmenter]:
+    """The rows of ``backend=auto, precision=auto``, labelled ``auto`` / ``auto`` and resolved to what was built,
+    and its Segmenter."""
     _, seg = _timed_build(model, work, "auto", "auto", runtime)
     new = bench_segmenter(seg, work.frame, work.frames, work.warmup)
     _score(new, seg, work.scenes)
     for r in new:
         r.resolved = f"{r.backend} {r.precision}"
         r.backend = r.precision = "auto"
-    return new
+    return new, seg
 
 
 def _naive_rows(model: str, rows: list[BenchRow], onnx_files: dict[str, str], is_onnx: bool, work: Workload,
-                say: Callable[[str], None]) -> list[BenchRow]:
-    """The naive baseline's rows around the fastest fp32 runtime of ``rows`` (sets their ``vs_naive``); none
-    when there is no fp32 row to follow or nothing the baseline can run."""
+                say: Callable[[str], None]) -> tuple[list[BenchRow], NaivePipeline | None]:
+    """The naive baseline's rows around the fastest fp32 runtime of ``rows`` (sets their ``vs_naive``) and the
+    baseline; none when there is no fp32 row to follow or nothing the baseline can run."""
     fastest = fastest_fp32(rows)
     if fastest is None:
-        return []
+        return [], None
     dev = resolve_device(work.device)
     if fastest.backend in ONNX_RUNTIMES and fastest.backend in onnx_files and dev.type == "cpu":
         base = NaivePipeline(model, work.resolution, dev, runtime=fastest.backend, onnx=onnx_files[fastest.backend])
     elif not is_onnx:  # torch eager: on CUDA, or when the fastest runtime reads no ONNX file
         base = NaivePipeline(model, work.resolution, dev)
     else:
-        return []
+        return [], None
     say(f"naive baseline ({base.runtime}) {work.where}")
     naive_rows = bench_naive(base, work.frame, work.frames, work.warmup)
     miou = scene_miou(lambda rgb: base.segment(rgb, ("labels",))["labels"], work.scenes)
@@ -273,7 +293,38 @@ def _naive_rows(model: str, rows: list[BenchRow], onnx_files: dict[str, str], is
         r.note = f"fastest fp32 bare network here: {fastest.backend}; baseline: {r.note}"
         r.miou = None if r.mode == "model" else miou
     compare_with_naive(rows, naive_rows)
-    return naive_rows
+    return naive_rows, base
+
+
+BARE_CANDIDATES_WITHIN = 1.5
+"""Bare networks timed again in turn: those whose row median is within this factor of the fastest row's (a
+row's median can be off by that much under load; the rest cannot be the fastest)."""
+
+
+def _interleaved(model: str, rows: list[BenchRow], auto: Segmenter, naive: NaivePipeline, runtime: RuntimeOptions,
+                 work: Workload, tmp: Path) -> Interleaved:
+    """The auto pipeline end to end, the candidates for the fastest bare network of ``rows`` (rebuilt from their
+    rows' warm caches) and the naive baseline end to end, timed in turn frame by frame on ``work``'s frame."""
+    bare_rows = [r for r in rows if r.mode == "model" and r.backend not in ("auto", "naive")]
+    fastest = min(r.p50_ms for r in bare_rows)
+    bares = {}
+    for r in bare_rows:
+        if r.p50_ms <= BARE_CANDIDATES_WITHIN * fastest:
+            _, seg = _timed_build(model, work, r.precision, r.backend,
+                                  _row_options(runtime, r.backend, r.precision, work, tmp))
+            bares[f"{seg.backend.name} {seg.backend.precision}"] = (seg, seg.network_input(work.frame[None]))
+    calls = [lambda: auto.segment(work.frame, E2E_OUTPUTS), lambda: naive.segment(work.frame, E2E_OUTPUTS)]
+    calls += [lambda seg=seg, x=x: seg.backend.infer(x) for seg, x in bares.values()]
+    for _ in range(work.warmup):
+        for call in calls:
+            call()
+    medians = [percentiles(s)[1] for s in time_interleaved(calls, work.frames,
+                                                           synchronizer(resolve_device(work.device)))]
+    bare_ms = dict(zip(bares, medians[2:]))
+    best = min(bare_ms, key=bare_ms.__getitem__)
+    return Interleaved(str(auto.device), format_resolution(work.resolution), work.frames,
+                       f"{auto.backend.name} {auto.backend.precision}", medians[0], best, bare_ms[best],
+                       f"{naive.runtime} fp32", medians[1], bare_ms)
 
 
 def _versions() -> dict[str, str]:

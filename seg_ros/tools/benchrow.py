@@ -77,6 +77,39 @@ class Skipped:
 
 
 @dataclass
+class Interleaved:
+    """The speed targets' contenders at one device and resolution, timed in turn frame by frame
+    (:func:`seg_ros.tools.timing.time_interleaved`): the auto end-to-end pipeline (labels, colour, overlay), the
+    candidates for the fastest bare network of the run, and the naive baseline end to end. Medians in ms."""
+
+    device: str
+    resolution: str
+    frames: int
+    auto: str
+    """What ``backend=auto, precision=auto`` resolved to, e.g. ``openvino bf16``."""
+    auto_ms: float
+    bare: str
+    """The backend and precision whose bare network had the lowest median, timed in turn."""
+    bare_ms: float
+    naive: str
+    """The runtime the naive baseline is written around, e.g. ``openvino fp32``."""
+    naive_ms: float
+    bare_candidates: dict[str, float] = field(default_factory=dict)
+    """Every bare network timed in turn (``backend precision`` → median ms): those whose row median was close
+    enough to the fastest row's to be the fastest."""
+
+    @property
+    def over_bare(self) -> float:
+        """auto end to end / the best bare network."""
+        return self.auto_ms / self.bare_ms
+
+    @property
+    def vs_naive(self) -> float:
+        """naive end to end / auto end to end: how many times faster seg_ros is."""
+        return self.naive_ms / self.auto_ms
+
+
+@dataclass
 class BenchReport:
     """What :func:`seg_ros.tools.bench.run_bench` measured, where and when."""
 
@@ -93,16 +126,21 @@ class BenchReport:
     """Synthetic scenes behind the mIoU column."""
     rows: list[BenchRow] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    interleaved: list[Interleaved] = field(default_factory=list)
+    """The targets' contenders timed in turn, per device and resolution where the run had all three."""
+
+    LISTS: ClassVar[tuple[str, ...]] = ("rows", "skipped", "interleaved")
 
     def to_json(self) -> dict[str, Any]:
-        return {**{k: v for k, v in vars(self).items() if k not in ("rows", "skipped")},
-                "rows": [asdict(r) for r in self.rows], "skipped": [asdict(s) for s in self.skipped]}
+        return {**{k: v for k, v in vars(self).items() if k not in self.LISTS},
+                **{k: [asdict(x) for x in getattr(self, k)] for k in self.LISTS}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchReport:
-        head = {k: v for k, v in data.items() if k not in ("kind", "command", "rows", "skipped")}
+        head = {k: v for k, v in data.items() if k not in ("kind", "command", *cls.LISTS)}
         return cls(**head, rows=[BenchRow(**r) for r in data["rows"]],
-                   skipped=[Skipped(**s) for s in data.get("skipped", [])])
+                   skipped=[Skipped(**s) for s in data.get("skipped", [])],
+                   interleaved=[Interleaved(**x) for x in data.get("interleaved", [])])
 
     def versions_line(self) -> str:
         """``machine, torch X, opencv Y, ..., date``: the first printed line of a run."""
@@ -154,5 +192,5 @@ def format_table(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BenchReport", "BenchRow", "Skipped", "compare_with_fp32", "compare_with_naive", "fastest_fp32",
-           "format_table"]
+__all__ = ["BenchReport", "BenchRow", "Interleaved", "Skipped", "compare_with_fp32", "compare_with_naive",
+           "fastest_fp32", "format_table"]

@@ -33,6 +33,23 @@ def time_calls(fn: Callable[[], Any], frames: int, sync: Callable[[], None] | No
     return samples
 
 
+def time_interleaved(calls: list[Callable[[], Any]], frames: int,
+                     sync: Callable[[], None] | None = None) -> list[list[float]]:
+    """Seconds of ``frames`` calls of each of ``calls``, taken in turn frame by frame with the order rotating
+    (A B C, B C A, C A B, ...), so that load on the machine while they run falls on all of them alike; one list
+    of samples per call, in the order given."""
+    samples: list[list[float]] = [[] for _ in calls]
+    for i in range(frames):
+        for k in range(len(calls)):
+            j = (i + k) % len(calls)
+            t0 = time.perf_counter()
+            calls[j]()
+            if sync is not None:
+                sync()
+            samples[j].append(time.perf_counter() - t0)
+    return samples
+
+
 def percentiles(samples: list[float]) -> tuple[float, float, float, float]:
     """(fps, p50 ms, p90 ms, p99 ms) of per-frame times in seconds; fps is 1 / the median time, so that one
     slow frame cannot reorder a ranking the way it moves a mean."""
@@ -72,4 +89,4 @@ def synchronizer(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
-__all__ = ["peaks", "percentiles", "reset_peaks", "synchronizer"]
+__all__ = ["peaks", "percentiles", "reset_peaks", "synchronizer", "time_calls", "time_interleaved"]

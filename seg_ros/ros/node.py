@@ -25,11 +25,11 @@ is done by :class:`seg_ros.ros.engine.SegmentationEngine` (ROS-free); this
 module declares the parameters of :data:`seg_ros.config.PARAMS` with
 descriptors, creates the topics with their QoS and forwards callbacks.
 
-Threads: a MultiThreadedExecutor runs the callbacks. The parameter services
-live in the node's default callback group, the inputs and the timers in groups
-of their own, so a parameter change that waits for a new model to load does
-not hold up frames, which the engine's worker keeps segmenting with the old
-model until the swap.
+Threads: :class:`~seg_ros.ros.executor.FramesFirstExecutor` runs the inputs
+and timers in the thread that spins and the services (parameters, lifecycle)
+in threads of their own, so a parameter change that waits for a new model to
+load does not hold up frames, which the engine's worker keeps segmenting with
+the old model until the swap.
 
 Stopping: the executor spins in a thread of its own while the main thread waits
 for SIGINT or SIGTERM (``stopping.py``, installed before torch is imported;
@@ -65,7 +65,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import NameValidationException, ParameterException, ParameterNotDeclaredException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -79,6 +79,7 @@ from seg_ros.ros.camera_ports import CameraPorts
 from seg_ros.ros.dds import use_default_profile
 from seg_ros.ros.diagnostics import diagnostic_array
 from seg_ros.ros.engine import SHUTTING_DOWN, SegmentationEngine
+from seg_ros.ros.executor import FramesFirstExecutor
 from seg_ros.ros.launch_support import READY_MARKER
 
 try:  # vision_msgs has no PyPI wheel; on a robot it comes from apt (ros-<distro>-vision-msgs)
@@ -537,7 +538,7 @@ def run_node(make_node: Callable[[], Any], args: list[str] | None = None) -> int
     try:
         node = make_node()
         if not stop.requested.is_set():
-            executor = MultiThreadedExecutor(num_threads=4)
+            executor = FramesFirstExecutor()
             executor.add_node(node)
             spinner = threading.Thread(target=spin_until_stopped, args=(executor, stop, failure),
                                        name="seg_ros-executor", daemon=True)

@@ -203,3 +203,20 @@ def test_bad_sequence_options_exit_2_with_one_sentence(tmp_path, dataset, capsys
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fold_model_recorded_before_a_newer_setting_counts_as_trained_with_its_default(tmp_path, dataset,
+                                                                                         monkeypatch):
+    from dataclasses import asdict, replace
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import seg_ros.train.folds as folds
+
+    cfg = _cfg(tmp_path, dataset)
+    Path(cfg.out).write_bytes(b"a finished fold model")
+    older = {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data", "photometric")}
+    monkeypatch.setattr(folds, "read_meta", lambda path: SimpleNamespace(provenance={"recipe": older}))
+    assert folds.fold_finished(cfg)  # photometric off is what the older model was trained with
+    with pytest.raises(ConfigError, match=r"trained with other settings \(photometric\)"):
+        folds.fold_finished(replace(cfg, photometric=True))

@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default: the validation frames' size)")
     p.add_argument("--scale-min", type=float, default=0.5)
     p.add_argument("--scale-max", type=float, default=2.0)
+    p.add_argument("--photometric", action="store_true",
+                   help="colour jitter: brightness, contrast, saturation, hue, gamma, blur, noise")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
@@ -92,7 +94,8 @@ def run(args: argparse.Namespace) -> None:
         label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, val_size=args.val_size,
-        scale=(args.scale_min, args.scale_max), epochs=args.epochs, batch_size=args.batch_size,
+        scale=(args.scale_min, args.scale_max), photometric=args.photometric, epochs=args.epochs,
+        batch_size=args.batch_size,
         optimizer=args.optimizer, loss=args.loss, class_weights=args.class_weights, lr=args.lr,
         weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init, ema=args.ema,
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,

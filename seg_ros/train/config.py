@@ -52,6 +52,8 @@ class TrainConfig:
     """The model's inference size (H, W), written as its default resolution and used for validation;
     None = the size of the first validation frame."""
     scale: tuple[float, float] = (0.5, 2.0)
+    photometric: bool = False
+    """Colour-jitter the training images (brightness, contrast, saturation, hue, gamma, blur, noise)."""
     epochs: int = 50
     batch_size: int = 8
     optimizer: str = "sgd"

@@ -143,7 +143,9 @@ def fold_finished(cfg: TrainConfig) -> bool:
         return False
     recorded = read_meta(out).provenance.get("recipe", {})
     mine = _comparable({k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")})
-    theirs = _comparable(recorded)
+    # settings newer than the recorded model take their defaults, as a resumed checkpoint does
+    defaults = {k: v for k, v in asdict(TrainConfig(out=cfg.out)).items() if k in mine}
+    theirs = _comparable({**defaults, **recorded})
     if theirs != mine:
         diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         raise ConfigError(f"fold model {out} was trained with other settings ({', '.join(diff)}); "

@@ -109,7 +109,8 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     weight = None if weight is None else weight.to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    dataset = AugmentedDataset(train_src, Augment(cfg.crop, cfg.scale, True, label_set.ignore_id), cfg.seed)
+    augment = Augment(cfg.crop, cfg.scale, True, label_set.ignore_id, photometric=cfg.photometric)
+    dataset = AugmentedDataset(train_src, augment, cfg.seed)
     steps_per_epoch = len(dataset) // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)

@@ -148,6 +148,13 @@ class Augment:
         self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 image and (H, W) uint8 labels → the (crop H, crop W) augmented pair."""
+        image, labels = self.geometric(image, labels, rng)
+        return (self.jitter(image, rng) if self.photometric else image), labels
+
+    def geometric(
+        self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The scale, pad-and-crop and flip steps alone: the (crop H, crop W) pair, C-contiguous."""
         ch, cw = self.crop
         s = rng.uniform(*self.scale)
         h, w = labels.shape
@@ -164,10 +171,7 @@ class Augment:
         image, labels = image[y:y + ch, x:x + cw], labels[y:y + ch, x:x + cw]
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
-        image = np.ascontiguousarray(image)
-        if self.photometric:
-            image = self.jitter(image, rng)
-        return image, np.ascontiguousarray(labels)
+        return np.ascontiguousarray(image), np.ascontiguousarray(labels)
 
 
 class AugmentedDataset(Dataset):

@@ -303,3 +303,55 @@ def test_resuming_a_checkpoint_without_the_newer_settings_takes_their_defaults(t
     assert any("after epoch 1" in line for line in logs)
     with pytest.raises(SegRosError, match="different run.*ema"):
         train(replace(cfg, epochs=3, ema=0.9), progress=False, log=lambda s: None)
+
+
+def test_mixed_precision_is_fp16_on_cuda_and_bf16_only_on_a_cpu_that_has_it(monkeypatch):
+    from seg_ros.train import loop
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert loop.mixed_precision(True, cpu) == torch.bfloat16 and loop.mixed_precision(True, cuda) == torch.float16
+    assert loop.mixed_precision(False, cpu) is None and loop.mixed_precision(False, cuda) is None
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert loop.mixed_precision(True, cpu) is None  # emulated bf16 is slower than fp32
+    assert [loop.precision_name(d) for d in (None, torch.float16, torch.bfloat16)] == \
+        ["fp32", "fp16 mixed", "bf16 mixed"]
+
+
+def test_cpu_bf16_flag_follows_the_cpus_feature_flags(monkeypatch):
+    from seg_ros.core import machine
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert machine.cpu_has_native_bf16()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16", "amx_tile"}))
+    assert machine.cpu_has_native_bf16()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert not machine.cpu_has_native_bf16()
+
+
+@pytest.mark.slow
+def test_bf16_training_learns_and_records_its_precision(tmp_path, monkeypatch):
+    from seg_ros.train import loop
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)  # torch runs bf16 on any CPU, if slowly
+    mixed = train(_cfg(tmp_path / "bf16", epochs=3), progress=False, log=lambda s: None)
+    plain = train(_cfg(tmp_path / "fp32", epochs=3, amp=False), progress=False, log=lambda s: None)
+    for res, precision in ((mixed, "bf16 mixed"), (plain, "fp32")):
+        losses = [h.loss for h in res.history]
+        assert losses[-1] < 0.8 * losses[0], (precision, losses)
+        assert read_meta(res.model_path).provenance["precision"] == precision
+    # Same seed and data: the runs differ only by the steps' precision, and the weights stay fp32.
+    assert mixed.history[0].loss != plain.history[0].loss
+    assert abs(mixed.history[0].loss - plain.history[0].loss) < 0.05 * plain.history[0].loss
+    model, _ = load_model(mixed.model_path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_keep_last_writes_the_schedules_last_epoch_whatever_it_scores(tmp_path):
+    logs = []
+    res = train(_cfg(tmp_path, epochs=3, keep="last"), progress=False, log=logs.append)
+    last = res.history[-1]
+    prov = read_meta(res.model_path).provenance
+    assert (res.best_epoch, res.best_miou) == (3, last.val_miou)
+    assert prov["epochs"] == 3 and prov["val_miou"] == round(last.val_miou, 5)
+    assert not any("new best" in line for line in logs)
+    with pytest.raises(SegRosError, match="kept epoch must be best or last"):
+        train(_cfg(tmp_path, keep="first"), progress=False, log=lambda s: None)

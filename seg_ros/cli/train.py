@@ -41,8 +41,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale-max", type=float, default=2.0)
     p.add_argument("--photometric", action="store_true",
                    help="colour jitter: brightness, contrast, saturation, hue, gamma, blur, noise")
+    p.add_argument("--rare-classes", type=names, default=(), metavar="CLASS[,CLASS..]",
+                   help="centre a share of the crops (--rare-crop-p) on these classes where a frame holds them, "
+                        "e.g. Pole,SignSymbol,Fence,Pedestrian,Bicyclist")
+    p.add_argument("--rare-crop-p", type=a.number(float, 0.0, 1.0), default=0.5, metavar="P",
+                   help="share of the crops centred on a rare class (default: 0.5)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="write the epoch with the best validation mIoU, or the last (no selection on the "
+                        "validation frames; default: best)")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     p.add_argument("--loss", choices=["ce", "ohem"], default="ce", help="ohem: hardest pixels only")
     p.add_argument("--class-weights", choices=["none", "median-frequency"], default="none",
@@ -58,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune: start from every weight of this model file or shipped model "
                         "(same architecture and label set) instead of ImageNet")
     p.add_argument("--device", default="auto", help=a.AUTO_DEVICE_HELP)
-    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="train in fp32 (default: fp16 mixed precision on CUDA, bf16 on a CPU with hardware bf16)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp32", dest="half", action="store_false", help="store fp32 weights (default fp16)")
@@ -94,8 +103,9 @@ def run(args: argparse.Namespace) -> None:
         label_set=args.label_set,
         synthetic_train=args.synthetic_train, synthetic_val=args.synthetic_val, synthetic_size=args.synthetic_size,
         crop=args.crop, val_size=args.val_size,
-        scale=(args.scale_min, args.scale_max), photometric=args.photometric, epochs=args.epochs,
-        batch_size=args.batch_size,
+        scale=(args.scale_min, args.scale_max), photometric=args.photometric,
+        rare_classes=args.rare_classes, rare_crop_p=args.rare_crop_p, epochs=args.epochs,
+        batch_size=args.batch_size, keep=args.keep,
         optimizer=args.optimizer, loss=args.loss, class_weights=args.class_weights, lr=args.lr,
         weight_decay=args.weight_decay, pretrained=args.pretrained, init=args.init, ema=args.ema,
         device=args.device, amp=args.amp, workers=args.workers, seed=args.seed, half=args.half,
@@ -110,4 +120,4 @@ def run(args: argparse.Namespace) -> None:
         raise SegRosError(f"checkpoint {cfg.checkpoint} exists; pass --resume to continue it or delete it.")
     res = train(cfg, progress=not args.quiet,
                 cross_validation=cv.provenance(Path(args.cross_validation).name) if cv else None)
-    print(f"best val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}; model written to {res.model_path}")
+    print(f"{args.keep} val mIoU {res.best_miou:.4f} at epoch {res.best_epoch}; model written to {res.model_path}")

@@ -20,6 +20,23 @@ def cpu_name() -> str:
     return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bf16 in hardware (AVX-512 BF16 or AMX), so that bf16 arithmetic is faster than
+    fp32 rather than emulated."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def describe_machine() -> str:
     """CPU, GPU (when CUDA is available), OS and torch's thread count: the conditions of a benchmark."""
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""

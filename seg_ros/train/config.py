@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from seg_ros.core.errors import ConfigError
+from seg_ros.core.labels import get_label_set
 from seg_ros.core.paths import check_output_file, require_dir
 
 SYNTHETIC_VAL_SEED = 1_000_000
@@ -54,8 +55,16 @@ class TrainConfig:
     scale: tuple[float, float] = (0.5, 2.0)
     photometric: bool = False
     """Colour-jitter the training images (brightness, contrast, saturation, hue, gamma, blur, noise)."""
+    rare_classes: tuple[str, ...] = ()
+    """Class names of ``label_set`` that a share ``rare_crop_p`` of the crops is centred on where a frame holds
+    them (:class:`~seg_ros.train.augment.Augment`)."""
+    rare_crop_p: float = 0.5
     epochs: int = 50
     batch_size: int = 8
+    keep: str = "best"
+    """Which epoch's model is written: ``best`` (the highest validation mIoU) or ``last`` (the end of the
+    schedule: chosen without looking at the validation frames, so a held-out score is not flattered by the
+    choice, and a model trained on every frame is chosen the same way as its folds)."""
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
@@ -76,7 +85,8 @@ class TrainConfig:
     its architecture and label set must match. Takes the place of the ImageNet initialisation."""
     device: str = "auto"
     amp: bool = True
-    """Mixed precision (fp16 autocast) on CUDA; ignored on the CPU."""
+    """Mixed precision: fp16 autocast on CUDA, bf16 autocast on a CPU with hardware bf16 (AVX-512 BF16, AMX);
+    fp32 on other CPUs."""
     workers: int = 2
     seed: int = 0
     half: bool = True
@@ -128,9 +138,16 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.max_steps_per_epoch is not None and cfg.max_steps_per_epoch < 1:
         raise ConfigError(f"max steps per epoch must be at least 1, not {cfg.max_steps_per_epoch}.")
     for name, value, allowed in (("optimizer", cfg.optimizer, ("sgd", "adamw")), ("loss", cfg.loss, ("ce", "ohem")),
-                                 ("class weights", cfg.class_weights, ("none", "median-frequency"))):
+                                 ("class weights", cfg.class_weights, ("none", "median-frequency")),
+                                 ("the kept epoch", cfg.keep, ("best", "last"))):
         if value not in allowed:
             raise ConfigError(f"{name} must be {' or '.join(allowed)}, not {value!r}.")
+    finite("the share of rare-class crops", cfg.rare_crop_p, 0.0, high=1.0)
+    label_names = get_label_set(cfg.label_set).names
+    unknown = [c for c in cfg.rare_classes if c not in label_names]
+    if unknown:
+        raise ConfigError(f"rare class {unknown[0]!r} is not a class of {cfg.label_set}; its classes are "
+                          f"{', '.join(label_names)}.")
     if not cfg.train_splits or len(set(cfg.train_splits)) != len(cfg.train_splits):
         raise ConfigError(f"training splits must be one or more different names, not {','.join(cfg.train_splits)!r}.")
     if cfg.data is None and cfg.val_sequences:

@@ -97,10 +97,14 @@ class FoldsReport:
                          for r in rows)
 
     def provenance(self, report_name: str) -> dict[str, Any]:
-        """The summary a model file records of this cross-validation (its ``validation.cross_validation``)."""
+        """The summary a model file records of this cross-validation (its ``validation.cross_validation``):
+        each fold's held-out sequences, mIoU, (train, validation) frame counts and scored epoch, the mean and
+        the command that ran the folds."""
         return {"report": report_name, "group_by": self.group_by, "splits": self.splits,
                 "held_out": [f.held_out for f in self.folds], "fold_mious": [f.miou for f in self.folds],
-                "mean_miou": round(self.mean_miou, 5)}
+                "fold_frames": [[f.train_frames, f.val_frames] for f in self.folds],
+                "fold_epochs": [f.best_epoch for f in self.folds],
+                "mean_miou": round(self.mean_miou, 5), "command": self.command}
 
 
 def read_folds_report(path: str | Path) -> FoldsReport:

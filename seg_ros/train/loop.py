@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from seg_ros.core.errors import ConfigError, SegRosError
 from seg_ros.core.labels import get_label_set
+from seg_ros.core.machine import cpu_has_native_bf16
 from seg_ros.core.preprocess import FramePreprocessor
 from seg_ros.io.datasets import SyntheticDataset
 from seg_ros.models import build, get_spec
@@ -41,6 +42,9 @@ from seg_ros.train.validate import validate
 
 @dataclass
 class TrainResult:
+    """The written model's validation mIoU and epoch (the best, or the last with ``keep="last"``), every epoch's
+    record and the model file's path."""
+
     best_miou: float
     best_epoch: int
     history: list[EpochRecord]
@@ -104,12 +108,15 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
            if cfg.ema > 0 else None)
     evaluated = model if ema is None else ema.module
-    use_amp = cfg.amp and device.type == "cuda"
+    autocast = mixed_precision(cfg.amp, device)
+    use_scaler = autocast == torch.float16
     weight = loss_weights(cfg.class_weights, train_src, cfg.data is None, label_set, log)
     weight = None if weight is None else weight.to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
-    augment = Augment(cfg.crop, cfg.scale, True, label_set.ignore_id, photometric=cfg.photometric)
+    augment = Augment(cfg.crop, cfg.scale, True, label_set.ignore_id, photometric=cfg.photometric,
+                      rare_classes=tuple(label_set.names.index(c) for c in cfg.rare_classes),
+                      rare_crop_p=cfg.rare_crop_p)
     dataset = AugmentedDataset(train_src, augment, cfg.seed)
     steps_per_epoch = len(dataset) // cfg.batch_size
     if cfg.max_steps_per_epoch:
@@ -143,7 +150,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
                 group["lr"] = poly_lr(cfg.lr, it, total_steps, cfg.poly_power)
             x = normalise(imgs.to(device, non_blocking=True), tuple(imgs.shape[1:3]))  # crops: no resize
             y = labels.to(device, non_blocking=True).long()
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
                 logits = model(x)
             loss = segmentation_loss(logits.float(), y, label_set.ignore_id, cfg.loss, weight)
             optimizer.zero_grad(set_to_none=True)
@@ -167,15 +174,33 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
         rec = EpochRecord(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - t0)
         state.history.append(rec)
         log(f"epoch {rec.epoch}/{cfg.epochs}: loss {rec.loss:.4f}, val mIoU {miou:.4f} ({rec.seconds:.0f} s)")
-        if miou > state.best:
+        if miou > state.best or cfg.keep == "last":
             state.best, state.best_epoch = miou, epoch + 1
             provenance = training_provenance(cfg, label_set, train_src.name, val_src.name, epoch + 1, cm, device,
-                                             time.perf_counter() - t_start, parent, validation)
+                                             time.perf_counter() - t_start, parent, validation,
+                                             precision_name(autocast))
             save_model(cfg.out, evaluated, replace(meta, provenance=provenance), half=cfg.half)
-            log(f"  new best: wrote {cfg.out}")
+            if cfg.keep == "best":
+                log(f"  new best: wrote {cfg.out}")
         state.epoch = epoch + 1
         save_checkpoint(cfg, model, optimizer, scaler, state, ema)
     return TrainResult(state.best, state.best_epoch, state.history, Path(cfg.out))
+
+
+def mixed_precision(amp: bool, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the training steps: fp16 on CUDA, bf16 on a CPU that computes bf16 in hardware
+    (about 1.5× faster steps than fp32 on AVX-512 BF16), None (fp32) otherwise or with ``amp`` off.
+    Validation always runs in fp32, as the Segmenter does."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
+def precision_name(autocast: torch.dtype | None) -> str:
+    """How the training steps computed, for the provenance: ``fp32``, ``fp16 mixed`` or ``bf16 mixed``."""
+    return {None: "fp32", torch.float16: "fp16 mixed", torch.bfloat16: "bf16 mixed"}[autocast]
 
 
 def poly_lr(base: float, it: int, total: int, power: float) -> float:

@@ -44,9 +44,10 @@ def init_from_model_file(model: nn.Module, cfg: TrainConfig, label_set: LabelSet
 def training_provenance(cfg: TrainConfig, label_set: LabelSet, train_name: str, val_name: str, epoch: int,
                         cm: ConfusionMatrix, device: torch.device, seconds: float,
                         parent: dict[str, Any] | None = None,
-                        validation: dict[str, Any] | None = None) -> dict[str, Any]:
+                        validation: dict[str, Any] | None = None, precision: str = "fp32") -> dict[str, Any]:
     """The model file's provenance after ``epoch`` (from 1): data, validation scores ``cm`` per class of
-    ``label_set``, recipe, hardware, training time in seconds and, when fine-tuned, the ``parent`` of
+    ``label_set``, recipe, hardware, the training steps' ``precision`` (``fp32``, ``bf16 mixed`` ...),
+    training time in seconds and, when fine-tuned, the ``parent`` of
     :func:`init_from_model_file`; ``validation`` is the validation scheme (held-out sequences, pooled splits,
     cross-validation scores), recorded when given."""
     miou = cm.miou()
@@ -66,6 +67,7 @@ def training_provenance(cfg: TrainConfig, label_set: LabelSet, train_name: str, 
         **({"validation": validation} if validation else {}),
         "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("out", "command", "data")},
         "hardware": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "precision": precision,
         "train_seconds": round(seconds, 1),
     }
 

@@ -9,26 +9,25 @@ from pathlib import Path
 import torch
 
 
-def cpu_name() -> str:
-    """The CPU's model name and core count, e.g. ``"Intel(R) Xeon(R) ... (2 cores)"``."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in Linux's ``/proc/cpuinfo``; None where there is none or it cannot be read."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
+    except (OSError, UnicodeDecodeError):
         pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name and core count, e.g. ``"Intel(R) Xeon(R) ... (2 cores)"``."""
+    return f"{_cpuinfo('model name') or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty where it cannot be read."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    return frozenset((_cpuinfo("flags") or "").split())
 
 
 def cpu_has_native_bf16() -> bool:

@@ -180,7 +180,6 @@ class Augment:
             image, labels = image[:, ::-1], labels[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(labels)
 
-
     def _crop_origin(self, labels: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
         """The (y, x) of the crop's top-left corner in the scaled, padded ``labels``."""
         ch, cw = self.crop

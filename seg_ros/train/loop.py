@@ -150,7 +150,7 @@ def train(cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] = 
                 group["lr"] = poly_lr(cfg.lr, it, total_steps, cfg.poly_power)
             x = normalise(imgs.to(device, non_blocking=True), tuple(imgs.shape[1:3]))  # crops: no resize
             y = labels.to(device, non_blocking=True).long()
-            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 logits = model(x)
             loss = segmentation_loss(logits.float(), y, label_set.ignore_id, cfg.loss, weight)
             optimizer.zero_grad(set_to_none=True)

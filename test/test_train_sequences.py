@@ -199,6 +199,9 @@ def test_folds_report_round_trips_through_json():
     (["--folds", "2", "--val-sequences", "A"], "give either --folds or --val-sequences, not both."),
     (["--group-by", "list:/nonexistent/groups.txt", "--val-sequences", "A"],
      "group list /nonexistent/groups.txt does not exist"),
+    (["--cross-validation", "/dev/zero"],
+     "cross-validation report /dev/zero is a character device, not a regular file; give a file."),
+    (["--cross-validation", "/"], "cross-validation report / is a folder, not a regular file; give a file."),
 ])
 def test_bad_sequence_options_exit_2_with_one_sentence(tmp_path, dataset, capsys, extra, message):
     out = tmp_path / "m.safetensors"

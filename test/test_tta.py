@@ -65,7 +65,7 @@ def test_flip_on_a_mirror_symmetric_frame_matches_plain_inference_and_averages_p
     assert np.allclose(r.confidence, probs.numpy().max(axis=0), atol=1e-6)
 
 
-def test_tta_does_not_lower_the_score_of_the_shipped_model(shipped, scenes):
+def test_tta_raises_the_score_of_the_shipped_model_on_the_fixture_scenes(shipped, scenes):
     tta = TTASegmenter(shipped, TTAConfig())
     plain_cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
     tta_cm = ConfusionMatrix(CAMVID.num_classes, CAMVID.ignore_id)
@@ -79,7 +79,8 @@ def test_tta_does_not_lower_the_score_of_the_shipped_model(shipped, scenes):
             v for k, v in r.timings.items() if k != "total"))
     plain, augmented = 100 * plain_cm.miou(), 100 * tta_cm.miou()
     print(f"mIoU plain {plain:.2f}, with TTA {augmented:.2f} (scales {DEFAULT_SCALES}, flip)")
-    assert augmented >= plain - 0.5
+    # Measured: 66.99 plain, 69.50 with TTA; a point of margin for other CPUs' float rounding.
+    assert augmented >= plain + 1.0
 
 
 def test_view_sizes_scale_the_inference_resolution(shipped):

@@ -285,17 +285,15 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
     ``/**`` and for ``node_name`` (with or without namespace) are merged, the node's own last.
     """
     from seg_ros.core.errors import InputError
-    from seg_ros.core.paths import require_file
+    from seg_ros.core.paths import read_text_file
 
     p = Path(path)
     try:
-        require_file(p, "parameter file")  # by its type: reading a FIFO or a device would block or never end
+        text = read_text_file(p, "parameter file")
     except InputError as e:
         raise ConfigError(str(e)) from None
     try:
-        doc = yaml.safe_load(p.read_text())
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"parameter file {p} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
+        doc = yaml.safe_load(text)
     except ValueError:  # PyYAML's int() of a number longer than Python converts (4300 digits)
         raise ConfigError(f"parameter file {p} holds a number too long to be a parameter value.") from None
     except OSError as e:

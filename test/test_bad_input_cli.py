@@ -51,6 +51,11 @@ def ground(tmp_path):
     (g / "evil.pth").write_bytes(pickle.dumps({"weight": _Shell(g / "pwned")}, protocol=2))
     (g / "data").mkdir()
     (g / "params_bytes.yaml").write_bytes(b"\xff\xfe\x00 not text")
+    (g / "hugebag").mkdir()
+    for huge in (g / "huge", g / "hugebag" / "metadata.yaml"):  # 2 GiB of zeros, sparse: a mistaken disk image
+        with open(huge, "wb") as f:
+            f.truncate(2 << 30)
+    (g / "crf_report.json").write_text('{"kind": "bench_crf", "rows": []}\n')
     levels = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 9))
     for name, value in (("list_bomb", "*l8"), ("map_bomb", "{a: *l8}"), ("long_int", "9" * 5000)):
         (g / f"params_{name}.yaml").write_text(f"l0: &l0 [x, x, x, x, x, x, x, x, x]\n{levels}"
@@ -117,6 +122,18 @@ CASES: dict[str, tuple[list[str], str, str | None]] = {
     "bench crf --camvid-params FIFO": (["bench", "crf", "--camvid", "{g}/data", "--camvid-params", "{g}/fifo",
                                         "--json", "{g}/b.json"], "is a FIFO", "{g}/b.json"),
     "bench report FIFO": (["bench", "report", "{g}/fifo"], "is a FIFO", None),
+    # text inputs far larger than any real one are refused by their size, before a byte is read
+    "evaluate --params 2 GiB": (["evaluate", "--bag", "{g}/bag", "--params", "{g}/huge", "--out", "{g}/report"],
+                                "parameter file {g}/huge is larger than 4,194,304 bytes", "{g}/report"),
+    "evaluate --bag with 2 GiB of metadata": (["evaluate", "--bag", "{g}/hugebag", "--out", "{g}/report"],
+                                              "bag metadata {g}/hugebag/metadata.yaml is larger than", "{g}/report"),
+    "evaluate --compare 2 GiB": (["evaluate", "--compare", "{g}/huge", "{g}/huge"], "report {g}/huge is larger than",
+                                 None),
+    "bench report 2 GiB": (["bench", "report", "{g}/huge"], "report {g}/huge is larger than", None),
+    # a report of another kind, or no report at all
+    "bench report not JSON": (["bench", "report", "{g}/file"], "report {g}/file is not JSON", None),
+    "bench report of another benchmark": (["bench", "report", "{g}/crf_report.json"],
+                                          "is not a report of seg-ros bench speed", None),
     "import-checkpoint a FIFO": (["import-checkpoint", "{g}/fifo", "--out", "{g}/m.safetensors"], "is a FIFO",
                                  "{g}/m.safetensors"),
     # numbers that are not finite or out of range

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -234,6 +235,20 @@ def test_sidecar_mismatch_is_named(over, message, foreign, tmp_path):
     _sidecar(path, **over)
     with pytest.raises(OnnxModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_onnx_model(path)
+
+
+def test_a_sidecar_that_is_a_fifo_or_too_large_is_refused_before_it_is_read(foreign, tmp_path):
+    path = _foreign_onnx(tmp_path, foreign)
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block for ever
+    with pytest.raises(OnnxModelError) as e:
+        load_onnx_model(path, sidecar=fifo)
+    assert str(e.value) == f"sidecar {fifo} is a FIFO, not a regular file; give a file."
+    with open(path.with_suffix(".yaml"), "wb") as f:
+        f.truncate(1 << 30)  # sparse
+    with pytest.raises(OnnxModelError) as e:
+        load_onnx_model(path)
+    assert str(e.value).startswith(f"sidecar {path.with_suffix('.yaml')} is larger than 4,194,304 bytes")
 
 
 def test_onnx_errors(foreign, tmp_path, dynamic_onnx, capsys, opts):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import resource
 from collections import Counter
 
 import cv2
@@ -209,6 +210,21 @@ def test_bad_sequence_options_exit_2_with_one_sentence(tmp_path, dataset, capsys
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--cross-validation", "--group-by"])
+def test_a_2_gib_text_input_is_refused_by_its_size_before_it_is_read(tmp_path_factory, dataset, capsys, option):
+    huge = tmp_path_factory.mktemp("huge") / "huge.txt"
+    with open(huge, "wb") as f:
+        f.truncate(2 << 30)  # sparse: costs no disk, and 2 GiB of memory if it were read
+    extra = [option, str(huge)] if option == "--cross-validation" else [option, f"list:{huge}", "--val-sequences", "A"]
+    out_dir = tmp_path_factory.mktemp("out")
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    assert main(_train_args(dataset, out_dir / "m.safetensors", *extra)) == 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 512 << 10
+    err = capsys.readouterr().err.strip()
+    assert f"{huge} is larger than 4,194,304 bytes" in err and len(err.splitlines()) == 1, err
+    assert list(out_dir.iterdir()) == []
 
 
 def test_a_fold_model_recorded_before_a_newer_setting_counts_as_trained_with_its_default(tmp_path, dataset,

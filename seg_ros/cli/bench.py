@@ -181,7 +181,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from seg_ros.core.paths import require_file
     from seg_ros.tools.benchdoc import doc_table, load_report
 
-    print(doc_table(load_report(require_file(args.report, "report"))))
+    print(doc_table(load_report(args.report)))

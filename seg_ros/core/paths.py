@@ -18,6 +18,11 @@ from pathlib import Path
 
 from seg_ros.core.errors import InputError, clip
 
+MAX_TEXT_BYTES = 4 << 20
+"""The largest text input read whole (parameter file, bag metadata, ONNX sidecar, group list, report): 4 MiB.
+Real ones are kilobytes (a group list of 100,000 frames is about 3 MB); the YAML parser needs about 90 bytes of
+memory and 3 µs per byte, so a larger file is refused by its size before a byte of it is read."""
+
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))
 
@@ -51,6 +56,37 @@ def require_file(path: str | os.PathLike, what: str = "input") -> Path:
     """``path`` as a Path; InputError unless it is an existing regular file (a link to one counts)."""
     return _require(path, what, stat.S_ISREG,
                     lambda p, mode: f"{what} {p} is {_kind(mode)}, not a regular file; give a file.")
+
+
+def require_text_file(path: str | os.PathLike, what: str = "input", max_bytes: int = MAX_TEXT_BYTES) -> Path:
+    """``path`` as a Path; InputError unless it is a regular file of at most ``max_bytes`` bytes. Nothing is
+    read: for a file another library will parse."""
+    p = require_file(path, what)
+    if _stat(p, what).st_size > max_bytes:
+        raise InputError(_too_big(p, what, max_bytes))
+    return p
+
+
+def _too_big(p: Path, what: str, max_bytes: int) -> str:
+    return f"{what} {clip(p)} is larger than {max_bytes:,} bytes, more than any {what} needs; give the right file."
+
+
+def read_text_file(path: str | os.PathLike, what: str = "input", max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path``; InputError (one sentence naming ``what``) when it is not a
+    regular file, holds more than ``max_bytes`` bytes (checked before reading, and the read stops there should
+    the file grow), cannot be read, or is not UTF-8."""
+    p = require_text_file(path, what, max_bytes)
+    try:
+        with p.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise InputError(f"cannot read the {what} {clip(p)} ({e.strerror or e.__class__.__name__}).") from None
+    if len(data) > max_bytes:
+        raise InputError(_too_big(p, what, max_bytes))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} {clip(p)} is not UTF-8 text (byte {e.start} cannot be decoded).") from None
 
 
 def require_dir(path: str | os.PathLike, what: str = "folder") -> Path:

@@ -12,13 +12,14 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seg_ros.core.errors import InputError
 from seg_ros.core.metrics import ConfusionMatrix
-from seg_ros.core.paths import require_file
+from seg_ros.core.paths import read_text_file
 from seg_ros.evaluate.tta import TTAConfig
 
 REPORT_FORMAT = "seg_ros.evaluate/1"
@@ -378,11 +379,9 @@ class EvaluationReport:
 
 def load_report(path: str | os.PathLike) -> EvaluationReport:
     """Read a report.json written by ``seg-ros evaluate``; InputError if it is not one."""
-    p = require_file(path, "report")
+    p = Path(path)
     try:
-        data = json.loads(p.read_text())
-    except OSError as e:
-        raise InputError(f"cannot read report {p} ({e.strerror}).") from e
+        data = json.loads(read_text_file(p, "report"))
     except ValueError as e:
         raise InputError(f"report {p} is not JSON ({e}).") from e
     if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:

@@ -48,7 +48,7 @@ from rosbags.typesys import Stores, get_typestore
 from seg_ros.core.errors import InputError
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS
 from seg_ros.core.names import CAMERA_NAME
-from seg_ros.core.paths import check_creatable, require_file_or_dir
+from seg_ros.core.paths import check_creatable, read_text_file, require_file_or_dir, require_text_file
 from seg_ros.core.staging import raise_if_interrupted
 from seg_ros.io.datasets import FrameSource, sequence_of
 from seg_ros.io.messages import MessageError, array_to_image_fields, compressed_to_rgb, image_to_array, image_to_rgb
@@ -305,6 +305,11 @@ class BagReader:
             raise BagNotFoundError(str(e)) from None
         if p.is_dir() and not (p / "metadata.yaml").is_file():
             raise BagNotFoundError(f"{p} is not a ROS 2 bag: the folder has no metadata.yaml.")
+        if p.is_dir():
+            try:  # by its size too: rosbags parses it whole when the bag opens
+                require_text_file(p / "metadata.yaml", "bag metadata")
+            except InputError as e:
+                raise BagCorruptError(str(e)) from None
         if p.is_file() and p.suffix not in (".db3", ".mcap"):
             raise BagNotFoundError(f"{p} is not a ROS 2 bag: give a bag folder or a .db3 / .mcap file.")
         return p
@@ -313,7 +318,8 @@ class BagReader:
         version, storage, custom = None, ("mcap" if self.path.suffix == ".mcap" else "sqlite3"), {}
         if self.path.is_dir():
             try:
-                meta = yaml.safe_load((self.path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+                meta = yaml.safe_load(read_text_file(self.path / "metadata.yaml", "bag metadata"))
+                meta = meta["rosbag2_bagfile_information"]
                 version = int(meta["version"])
                 storage = str(meta["storage_identifier"])
                 custom = {str(k): str(v) for k, v in (meta.get("custom_data") or {}).items()}

@@ -29,7 +29,7 @@ import numpy as np
 from seg_ros.core.errors import InputError
 from seg_ros.core.labels import LabelSet
 from seg_ros.core.limits import DEFAULT_MAX_PIXELS, check_frame_size
-from seg_ros.core.paths import require_dir, require_file
+from seg_ros.core.paths import read_text_file, require_dir, require_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -292,7 +292,7 @@ def _cityscapes_camera(path: Path) -> tuple[float, float, float, float] | None:
     if not path.is_file():
         return None
     try:
-        k = json.loads(path.read_text())["intrinsic"]
+        k = json.loads(read_text_file(path, "camera file"))["intrinsic"]
         return float(k["fx"]), float(k["fy"]), float(k["u0"]), float(k["v0"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"camera file {path} is not a Cityscapes camera JSON with intrinsic fx, fy, u0, v0 "

@@ -31,8 +31,9 @@ from typing import Any
 
 import yaml
 
-from seg_ros.core.errors import ConfigError
+from seg_ros.core.errors import ConfigError, InputError
 from seg_ros.core.labels import LabelSet, LabelSetError, get_label_set
+from seg_ros.core.paths import read_text_file
 from seg_ros.models.modelfile import IMAGENET_MEAN, IMAGENET_STD, ModelFileError, ModelMeta, file_sha256
 
 SIDECAR_KEY = "seg_ros_sidecar"
@@ -123,12 +124,13 @@ def load_onnx_model(path: str | os.PathLike, sidecar: str | os.PathLike | None =
 
 
 def _read_sidecar(p: Path) -> Any:
-    if not p.is_file():
-        raise OnnxModelError(f"sidecar {p} does not exist.")
     try:
-        text = p.read_text()
+        text = read_text_file(p, "sidecar")
+    except InputError as e:
+        raise OnnxModelError(str(e)) from None
+    try:
         return json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as e:
+    except (ValueError, yaml.YAMLError) as e:
         raise OnnxModelError(f"sidecar {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'} "
                              f"({_first_line(e)}).") from e
 

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seg_ros.core.errors import InputError
+from seg_ros.core.paths import read_text_file
 from seg_ros.tools.benchrow import BenchReport
 from seg_ros.tools.doctables import render_part, speed_table
 
@@ -36,8 +38,17 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_report(path: str | os.PathLike) -> BenchReport:
-    """Read a ``seg-ros bench speed`` JSON report."""
-    return BenchReport.from_json(read_json(path))
+    """Read a ``seg-ros bench speed`` JSON report; InputError (one sentence) if the file is not one."""
+    try:
+        data = json.loads(read_text_file(path, "report"))
+    except ValueError as e:
+        raise InputError(f"report {path} is not JSON ({e}).") from None
+    if not isinstance(data, dict) or data.get("kind") != BenchReport.KIND:
+        raise InputError(f"{path} is not a report of seg-ros bench speed (its kind is not {BenchReport.KIND}).")
+    try:
+        return BenchReport.from_json(data)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"report {path} is incomplete or malformed ({type(e).__name__}: {e}).") from None
 
 
 def doc_table(report: BenchReport) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seg_ros.core.errors import ConfigError, InputError, SegRosError
-from seg_ros.core.paths import check_output_file, require_file
+from seg_ros.core.paths import check_output_file, read_text_file
 from seg_ros.core.staging import atomic_path
 from seg_ros.models.modelfile import read_meta
 from seg_ros.train.checkpoint import RUN_INDEPENDENT_SETTINGS, checkpoint_epoch
@@ -110,13 +110,9 @@ class FoldsReport:
 def read_folds_report(path: str | Path) -> FoldsReport:
     """The :class:`FoldsReport` in the file ``path``; ConfigError if it cannot be read or is not one."""
     try:
-        require_file(path, "cross-validation report")  # by its type: reading a device or a FIFO never ends
+        text = read_text_file(path, "cross-validation report")
     except InputError as e:
         raise ConfigError(str(e)) from None
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the cross-validation report {path} ({e.__class__.__name__}).") from None
     try:
         return FoldsReport.from_json(text)
     except ConfigError as e:

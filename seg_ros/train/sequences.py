@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seg_ros.core.errors import ConfigError, InputError
-from seg_ros.core.paths import require_file
+from seg_ros.core.paths import read_text_file
 
 PREFIX = "prefix"
 LIST_PREFIX = "list:"
@@ -38,13 +38,9 @@ def read_group_list(path: str | Path) -> dict[str, str]:
     """``frame_stem group`` lines of ``path`` → {stem: group}; blank lines and ``#`` comments are skipped."""
     p = Path(path)
     try:
-        require_file(p, "group list")  # by its type: reading a FIFO or a device would block or never end
+        text = read_text_file(p, "group list")
     except InputError as e:
         raise ConfigError(str(e)) from None
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the group list {p} ({e.__class__.__name__}).") from None
     table: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()

@@ -296,8 +296,6 @@ def load_params_file(path: str | os.PathLike, node_name: str = NODE_NAME) -> dic
         doc = yaml.safe_load(text)
     except ValueError:  # PyYAML's int() of a number longer than Python converts (4300 digits)
         raise ConfigError(f"parameter file {p} holds a number too long to be a parameter value.") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read parameter file {p} ({e.strerror}).") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"parameter file {p} is not valid YAML ({str(e).splitlines()[0]}).") from e
     if not isinstance(doc, dict):

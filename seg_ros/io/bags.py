@@ -303,9 +303,9 @@ class BagReader:
             require_file_or_dir(p, "bag")
         except InputError as e:
             raise BagNotFoundError(str(e)) from None
-        if p.is_dir() and not (p / "metadata.yaml").is_file():
-            raise BagNotFoundError(f"{p} is not a ROS 2 bag: the folder has no metadata.yaml.")
         if p.is_dir():
+            if not (p / "metadata.yaml").is_file():
+                raise BagNotFoundError(f"{p} is not a ROS 2 bag: the folder has no metadata.yaml.")
             try:  # by its size too: rosbags parses it whole when the bag opens
                 require_text_file(p / "metadata.yaml", "bag metadata")
             except InputError as e:

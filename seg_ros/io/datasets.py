@@ -294,7 +294,7 @@ def _cityscapes_camera(path: Path) -> tuple[float, float, float, float] | None:
     try:
         k = json.loads(read_text_file(path, "camera file"))["intrinsic"]
         return float(k["fx"]), float(k["fy"]), float(k["u0"]), float(k["v0"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"camera file {path} is not a Cityscapes camera JSON with intrinsic fx, fy, u0, v0 "
                          f"({e!r}).") from e
 
